@@ -1,0 +1,30 @@
+# The two commands of the README:
+#   make demo   fresh clone -> .venv, build, train a binary LeNet on real digits, print accuracy
+#   make test   the same environment, then the whole test suite
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+DEPS := $(VENV)/.deps-installed
+
+.PHONY: demo test build bench clean
+
+$(DEPS): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+build: $(DEPS)
+	$(VPY) -m pip install --quiet --no-build-isolation --no-deps -e .
+
+demo: build
+	$(VPY) smd_hpi_examples/binary_mnist/binary_mnist.py --out-dir demo_output
+
+test: build
+	$(VPY) -m pytest -q tests
+
+bench: build
+	$(VPY) bench/bench_train_step.py
+
+clean:
+	rm -rf build bmxnet/lib/*.so demo_output *.egg-info

@@ -1,0 +1,42 @@
+"""bmxnet: binary (1-bit) and low-bit neural networks for Apache MXNet 1.9.
+
+Importing the package loads the C++ operator library once, after which ``mx.nd.QConvolution``,
+``mx.nd.QFullyConnected`` and ``mx.nd.QActivation`` (and their ``mx.sym`` twins) exist::
+
+    import mxnet as mx
+    import bmxnet
+    data = mx.sym.var('data')
+    net = mx.sym.QConvolution(data, num_filter=64, kernel=(3, 3), pad=(1, 1),
+                              act_bit=1, weight_bit=1)
+
+Gluon layers live in :mod:`bmxnet.gluon` (``QConv2D``, ``QDense``, ``QActivation``).
+"""
+import os
+
+import mxnet as mx
+
+__version__ = "0.1.0"
+
+LIB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "libbmxnet_ops.so")
+OPS = ("QConvolution", "QFullyConnected", "QActivation")
+
+
+def _load_library():
+    """Loads libbmxnet_ops.so into MXNet unless its operators are registered already.
+
+    MXNet accepts an operator name at most twice per process, so the check must come first.
+    """
+    if all(hasattr(mx.nd, op) for op in OPS):
+        return
+    if not os.path.exists(LIB_PATH):
+        raise ImportError(
+            "bmxnet's operator library is missing at %s; build it with `pip install -e .` "
+            "(or `make test`, which does that) from the bmxnet checkout" % LIB_PATH)
+    mx.library.load(LIB_PATH, verbose=False)
+
+
+_load_library()
+
+from . import gluon  # noqa: E402  (needs the operators registered)
+
+__all__ = ["gluon", "LIB_PATH", "OPS"]

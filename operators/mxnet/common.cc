@@ -1,0 +1,195 @@
+#include "common.h"
+
+#include <cctype>
+#include <cmath>
+#include <sstream>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace bmx_mx {
+
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+bool parse_int(const std::string& s, int64_t* out) {
+  std::string t = trim(s);
+  if (t.size() > 1 && t.back() == 'L') t.pop_back();  // "3L" from old Python 2 json files
+  if (t.empty()) return false;
+  size_t pos = 0;
+  try {
+    *out = std::stoll(t, &pos);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return pos == t.size();
+}
+
+}  // namespace
+
+void AttrReader::bad(const std::string& key, const std::string& why) const {
+  auto it = attrs_.find(key);
+  std::ostringstream msg;
+  msg << "parameter '" << key << "'";
+  if (it != attrs_.end()) msg << " = '" << it->second << "'";
+  msg << ": " << why;
+  throw OpError(msg.str());
+}
+
+std::string AttrReader::str(const std::string& key, const std::string& def) const {
+  return has(key) ? trim(attrs_.at(key)) : def;
+}
+
+int64_t AttrReader::integer(const std::string& key, int64_t def) const {
+  if (!has(key)) return def;
+  int64_t v;
+  if (!parse_int(attrs_.at(key), &v)) bad(key, "expected an integer");
+  return v;
+}
+
+int64_t AttrReader::required_integer(const std::string& key) const {
+  if (!has(key)) bad(key, "is required");
+  return integer(key, 0);
+}
+
+double AttrReader::real(const std::string& key, double def) const {
+  if (!has(key)) return def;
+  const std::string t = trim(attrs_.at(key));
+  size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(t, &pos);
+  } catch (const std::exception&) {
+    pos = 0;
+  }
+  if (t.empty() || pos != t.size() || !std::isfinite(v)) bad(key, "expected a finite number");
+  return v;
+}
+
+bool AttrReader::boolean(const std::string& key, bool def) const {
+  if (!has(key)) return def;
+  const std::string t = trim(attrs_.at(key));
+  if (t == "True" || t == "true" || t == "1") return true;
+  if (t == "False" || t == "false" || t == "0") return false;
+  bad(key, "expected True or False");
+}
+
+std::vector<int64_t> AttrReader::tuple(const std::string& key, size_t n, int64_t def) const {
+  if (!has(key)) return std::vector<int64_t>(n, def);
+  std::string t = trim(attrs_.at(key));
+  if (!t.empty() && (t.front() == '(' || t.front() == '[')) {
+    const char close = t.front() == '(' ? ')' : ']';
+    if (t.back() != close) bad(key, "unbalanced brackets");
+    t = t.substr(1, t.size() - 2);
+  }
+  std::vector<int64_t> v;
+  std::stringstream ss(t);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (trim(item).empty()) continue;  // "(3,)"
+    int64_t x;
+    if (!parse_int(item, &x)) bad(key, "expected integers like (3, 3)");
+    v.push_back(x);
+  }
+  if (v.size() == 1 && n > 1) v.assign(n, v[0]);
+  if (v.size() != n) {
+    std::ostringstream why;
+    why << "expected " << n << " values (2-D operators take (h, w)), got " << v.size();
+    bad(key, why.str());
+  }
+  return v;
+}
+
+std::vector<int64_t> AttrReader::required_tuple(const std::string& key, size_t n) const {
+  if (!has(key)) bad(key, "is required");
+  return tuple(key, n, 0);
+}
+
+void AttrReader::reject_unknown(const std::set<std::string>& allowed) const {
+  for (const auto& kv : attrs_) {
+    if (kv.first.rfind("__", 0) == 0 || allowed.count(kv.first)) continue;
+    std::ostringstream msg;
+    msg << "unknown parameter '" << kv.first << "'; allowed parameters are:";
+    for (const auto& a : allowed) msg << " " << a;
+    throw OpError(msg.str());
+  }
+}
+
+const std::set<std::string>& QuantParams::attr_names() {
+  static const std::set<std::string> names = {"act_bit", "weight_bit", "scaling_mode",
+                                              "grad_cancel", "binarized_weights_only",
+                                              "pad_value"};
+  return names;
+}
+
+QuantParams QuantParams::parse(const AttrReader& r, bool with_weights) {
+  QuantParams p;
+  auto bits = [&](const char* key) {
+    const int64_t b = r.integer(key, 1);
+    if (b < 1 || b > 32) {
+      throw OpError(std::string("parameter '") + key + "' = " + std::to_string(b) +
+                    ": must be in [1, 32] (1 = binary, 2..31 = k-bit, 32 = full precision)");
+    }
+    return static_cast<int>(b);
+  };
+  p.act_bit = bits("act_bit");
+  p.weight_bit = bits("weight_bit");
+  p.grad_cancel = static_cast<float>(r.real("grad_cancel", 1.0));
+  if (p.grad_cancel < 0.f) throw OpError("parameter 'grad_cancel' must be >= 0");
+  const std::string mode = r.str("scaling_mode", "none");
+  if (mode != "none" && mode != "forward") {
+    throw OpError("parameter 'scaling_mode' = '" + mode +
+                  "': allowed values are 'none' and 'forward'");
+  }
+  p.scaling = mode == "forward";
+  p.binarized_weights_only = r.boolean("binarized_weights_only", false);
+  const int64_t pv = r.integer("pad_value", 0);
+  if (pv != 0 && pv != 1 && pv != -1) {
+    throw OpError("parameter 'pad_value' = " + std::to_string(pv) +
+                  ": allowed values are 0 (zero padding), 1 and -1");
+  }
+  p.pad_value = static_cast<int>(pv);
+  if (p.pad_value != 0 && p.act_bit != 1) {
+    throw OpError("parameter 'pad_value' = " + std::to_string(pv) +
+                  " needs act_bit = 1 (only binary inputs can be padded with +1/-1); use pad_value=0");
+  }
+  if (with_weights && p.binarized_weights_only && (p.act_bit != 1 || p.weight_bit != 1)) {
+    throw OpError("binarized_weights_only=True needs act_bit=1 and weight_bit=1 (packed weights "
+                  "are 1-bit); convert only 1-bit layers with model_converter");
+  }
+  return p;
+}
+
+std::string shape_str(const std::vector<unsigned>& s) {
+  std::ostringstream o;
+  o << "(";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) o << ", ";
+    if (dim_unknown(s[i])) o << "?"; else o << s[i];
+  }
+  if (s.size() == 1) o << ",";
+  o << ")";
+  return o.str();
+}
+
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+void ste_mask(const float* x, const float* dy, float* g, int64_t n, float cancel) {
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) g[i] = std::fabs(x[i]) <= cancel ? dy[i] : 0.f;
+}
+
+}  // namespace bmx_mx

@@ -1,0 +1,102 @@
+// Shared glue for the bmxnet MXNet operators: attribute parsing and validation, the quantization
+// parameters every Q-op takes, shape helpers. Only this directory includes MXNet's lib_api.h.
+#ifndef BMXNET_MXNET_COMMON_H_
+#define BMXNET_MXNET_COMMON_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mxnet/lib_api.h"
+
+namespace bmx_mx {
+
+using Attrs = std::unordered_map<std::string, std::string>;
+using mxnet::ext::MXReturnValue;
+using mxnet::ext::MXTensor;
+using mxnet::ext::OpResource;
+using mxnet::ext::MX_FAIL;
+using mxnet::ext::MX_SUCCESS;
+
+// Errors inside the glue are thrown as this and turned into MX_ERROR_MSG + MX_FAIL at the
+// boundary (guard()), so no C++ exception ever crosses into MXNet.
+struct OpError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Runs f(); on OpError or any std::exception reports "<op>: <message>" to MXNet and fails.
+template <typename F>
+MXReturnValue guard(const char* op, F&& f) {
+  try {
+    f();
+    return MX_SUCCESS;
+  } catch (const std::exception& e) {
+    MX_ERROR_MSG << op << ": " << e.what();
+    return MX_FAIL;
+  }
+}
+
+// Attribute access with MXNet's string forms: "True"/"False", "(3, 3)", "[3, 3]", "3", "1.5".
+class AttrReader {
+ public:
+  AttrReader(const Attrs& attrs, std::string op) : attrs_(attrs), op_(std::move(op)) {}
+
+  bool has(const std::string& key) const {
+    auto it = attrs_.find(key);
+    return it != attrs_.end() && it->second != "None";
+  }
+  std::string str(const std::string& key, const std::string& def) const;
+  int64_t integer(const std::string& key, int64_t def) const;
+  int64_t required_integer(const std::string& key) const;
+  double real(const std::string& key, double def) const;
+  bool boolean(const std::string& key, bool def) const;
+  // A tuple of `n` integers; a single integer is broadcast ("3" -> (3, 3)).
+  std::vector<int64_t> tuple(const std::string& key, size_t n, int64_t def) const;
+  std::vector<int64_t> required_tuple(const std::string& key, size_t n) const;
+  // Fails on any attribute that is not in `allowed` and is not hidden (leading "__").
+  void reject_unknown(const std::set<std::string>& allowed) const;
+
+ private:
+  [[noreturn]] void bad(const std::string& key, const std::string& why) const;
+  const Attrs& attrs_;
+  std::string op_;
+};
+
+// The quantization parameters shared by QConvolution, QFullyConnected and QActivation.
+struct QuantParams {
+  int act_bit = 1;
+  int weight_bit = 1;
+  bool scaling = false;  // scaling_mode == 'forward'
+  float grad_cancel = 1.f;
+  bool binarized_weights_only = false;
+  int pad_value = 0;
+  static const std::set<std::string>& attr_names();
+  static QuantParams parse(const AttrReader& r, bool with_weights);
+};
+
+// Number of elements of a shape.
+inline int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+// True when a dimension coming from shape inference is still unknown (0 or -1 as unsigned).
+inline bool dim_unknown(unsigned d) { return d == 0 || d == 0xFFFFFFFFu; }
+
+std::string shape_str(const std::vector<unsigned>& s);
+
+// OpenMP team size the kernels should use: omp_get_max_threads() (respects OMP_NUM_THREADS
+// and MXNet's per-worker cap), 1 without OpenMP.
+int max_threads();
+
+// Straight-through estimator: g[i] = dy[i] where |x[i]| <= cancel, else 0 (in place allowed).
+void ste_mask(const float* x, const float* dy, float* g, int64_t n, float cancel);
+
+}  // namespace bmx_mx
+
+#endif  // BMXNET_MXNET_COMMON_H_

@@ -1,0 +1,343 @@
+// QConvolution: 2-D convolution with quantized (1..32 bit) inputs and weights.
+//
+// Inputs, in order: data (N, C, H, W) float32; weight; bias (num_filter,) unless no_bias;
+// weight_scale (num_filter,) only when binarized_weights_only and scaling_mode='forward'.
+// weight is float32 (num_filter, C/num_group, kh, kw), or, with binarized_weights_only, the
+// packed int64 words (num_filter, kh, kw, ceil((C/num_group)/64)) written by model_converter.
+//
+// Forward:  y[n,o] = conv(Qa(x), Qw(W))[n,o] * alpha[o] + b[o],  alpha = mean|W[o]| under
+//           scaling_mode='forward', else 1. 1-bit x 1-bit layers run on the packed xnor kernels.
+// Backward: straight-through estimator; with g = dy * alpha,
+//           dx = conv_data_grad(g, Qw(W)) * (|x| <= grad_cancel)   (act_bit < 32)
+//           dW = conv_weight_grad(g, Qa(x)) * (|W| <= grad_cancel) (weight_bit < 32)
+//           db = sum(dy). alpha is treated as a constant (no gradient flows into it).
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bmx_kernels.h"
+#include "common.h"
+#include "float_ops.h"
+#include "quantize.h"
+
+namespace bmx_mx {
+namespace {
+
+constexpr const char* kOp = "QConvolution";
+
+struct ConvParams {
+  std::vector<int64_t> kernel, stride, dilate, pad;
+  int64_t num_filter = 0, num_group = 1;
+  bool no_bias = false;
+  QuantParams q;
+
+  static ConvParams parse(const Attrs& attrs) {
+    AttrReader r(attrs, kOp);
+    std::set<std::string> allowed = {"kernel", "stride", "dilate", "pad", "num_filter",
+                                     "num_group", "no_bias", "layout", "workspace",
+                                     "cudnn_tune", "cudnn_off"};
+    allowed.insert(QuantParams::attr_names().begin(), QuantParams::attr_names().end());
+    r.reject_unknown(allowed);
+    ConvParams p;
+    p.kernel = r.required_tuple("kernel", 2);
+    p.stride = r.tuple("stride", 2, 1);
+    p.dilate = r.tuple("dilate", 2, 1);
+    p.pad = r.tuple("pad", 2, 0);
+    p.num_filter = r.required_integer("num_filter");
+    p.num_group = r.integer("num_group", 1);
+    p.no_bias = r.boolean("no_bias", false);
+    const std::string layout = r.str("layout", "NCHW");
+    if (layout != "NCHW") {
+      throw OpError("parameter 'layout' = '" + layout + "': only 'NCHW' is supported");
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (p.kernel[i] < 1) throw OpError("parameter 'kernel' must be >= 1 in both dimensions");
+      if (p.stride[i] < 1) throw OpError("parameter 'stride' must be >= 1 in both dimensions");
+      if (p.dilate[i] < 1) throw OpError("parameter 'dilate' must be >= 1 in both dimensions");
+      if (p.pad[i] < 0) throw OpError("parameter 'pad' must be >= 0 in both dimensions");
+    }
+    if (p.num_filter < 1) throw OpError("parameter 'num_filter' must be >= 1");
+    if (p.num_group < 1) throw OpError("parameter 'num_group' must be >= 1");
+    if (p.num_filter % p.num_group != 0) {
+      throw OpError("parameter 'num_filter' = " + std::to_string(p.num_filter) +
+                    " must be divisible by num_group = " + std::to_string(p.num_group));
+    }
+    p.q = QuantParams::parse(r, true);
+    return p;
+  }
+
+  bool packed_scale_input() const { return q.binarized_weights_only && q.scaling; }
+  int num_inputs() const { return 2 + (no_bias ? 0 : 1) + (packed_scale_input() ? 1 : 0); }
+  int bias_index() const { return no_bias ? -1 : 2; }
+  int scale_index() const { return packed_scale_input() ? (no_bias ? 2 : 3) : -1; }
+
+  bmx::BConv2DShape shape(const std::vector<int64_t>& x) const {
+    bmx::BConv2DShape s;
+    s.batch = x[0];
+    s.in_channels = x[1];
+    s.in_h = x[2];
+    s.in_w = x[3];
+    s.out_channels = num_filter;
+    s.kernel_h = kernel[0];
+    s.kernel_w = kernel[1];
+    s.stride_h = stride[0];
+    s.stride_w = stride[1];
+    s.pad_h = pad[0];
+    s.pad_w = pad[1];
+    s.dilate_h = dilate[0];
+    s.dilate_w = dilate[1];
+    s.groups = num_group;
+    s.pad_value = q.pad_value;
+    return s;
+  }
+
+  std::vector<unsigned> weight_shape(int64_t in_channels) const {
+    const int64_t cg = in_channels / num_group;
+    if (q.binarized_weights_only) {
+      return {static_cast<unsigned>(num_filter), static_cast<unsigned>(kernel[0]),
+              static_cast<unsigned>(kernel[1]), static_cast<unsigned>(bmx::words_for(cg))};
+    }
+    return {static_cast<unsigned>(num_filter), static_cast<unsigned>(cg),
+            static_cast<unsigned>(kernel[0]), static_cast<unsigned>(kernel[1])};
+  }
+};
+
+MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
+  return guard(kOp, [&] {
+    *num_in = ConvParams::parse(attrs).num_inputs();
+    *num_out = 1;
+  });
+}
+
+MXReturnValue infer_type(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
+  return guard(kOp, [&] {
+    const ConvParams p = ConvParams::parse(attrs);
+    if (in->at(0) != -1 && in->at(0) != mxnet::ext::kFloat32) {
+      throw OpError("data must be float32; cast the input with .astype('float32')");
+    }
+    in->at(0) = mxnet::ext::kFloat32;
+    const int wtype = p.q.binarized_weights_only ? mxnet::ext::kInt64 : mxnet::ext::kFloat32;
+    if (in->at(1) != -1 && in->at(1) != wtype) {
+      throw OpError(p.q.binarized_weights_only
+                        ? "binarized_weights_only=True needs packed int64 weights as written by "
+                          "model_converter"
+                        : "weight must be float32 (packed int64 weights need "
+                          "binarized_weights_only=True)");
+    }
+    in->at(1) = wtype;
+    for (size_t i = 2; i < in->size(); ++i) in->at(i) = mxnet::ext::kFloat32;
+    out->at(0) = mxnet::ext::kFloat32;
+  });
+}
+
+MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>* in,
+                          std::vector<std::vector<unsigned>>* out) {
+  return guard(kOp, [&] {
+    const ConvParams p = ConvParams::parse(attrs);
+    const auto& x = in->at(0);
+    if (x.size() != 4 || std::any_of(x.begin(), x.end(), dim_unknown)) {
+      throw OpError("data must be a 4-D (batch, channel, height, width) tensor with known shape, "
+                    "got " + shape_str(x) + "; reshape the input to NCHW");
+    }
+    if (x[1] % p.num_group != 0) {
+      throw OpError("input channels (" + std::to_string(x[1]) +
+                    ") must be divisible by num_group = " + std::to_string(p.num_group));
+    }
+    const auto expect = [&](size_t idx, const std::vector<unsigned>& want, const char* name) {
+      auto& have = in->at(idx);
+      const bool known = !have.empty() && std::none_of(have.begin(), have.end(), dim_unknown);
+      if (known && have != want) {
+        throw OpError(std::string(name) + " has shape " + shape_str(have) + " but " +
+                      shape_str(want) + " is needed for data " + shape_str(x) +
+                      " with these parameters");
+      }
+      have = want;
+    };
+    expect(1, p.weight_shape(x[1]), "weight");
+    if (p.bias_index() >= 0) expect(p.bias_index(), {static_cast<unsigned>(p.num_filter)}, "bias");
+    if (p.scale_index() >= 0) {
+      expect(p.scale_index(), {static_cast<unsigned>(p.num_filter)}, "weight_scale");
+    }
+    const bmx::BConv2DShape s = p.shape({x[0], x[1], x[2], x[3]});
+    if (s.out_h() < 1 || s.out_w() < 1) {
+      throw OpError("the kernel (with dilation) is larger than the padded input " + shape_str(x) +
+                    "; use a smaller kernel or more padding");
+    }
+    out->at(0) = {x[0], static_cast<unsigned>(p.num_filter), static_cast<unsigned>(s.out_h()),
+                  static_cast<unsigned>(s.out_w())};
+  });
+}
+
+// Float path over one batch: y = conv(xq, wq) (pre-epilogue), xq/wq already quantized.
+void conv_forward_float(const bmx::BConv2DShape& s, const float* xq, const float* wq,
+                        float pad_fill, float* y) {
+  const int64_t G = s.groups, Cg = s.group_in(), Og = s.group_out();
+  const ConvGeom g{Cg, s.in_h, s.in_w, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w, s.stride_h,
+                   s.stride_w, s.dilate_h, s.dilate_w, s.out_h(), s.out_w()};
+  const int64_t K = g.col_rows(), P = g.col_cols();
+  std::vector<float> col(static_cast<size_t>(K * P));
+  for (int64_t n = 0; n < s.batch; ++n) {
+    for (int64_t gi = 0; gi < G; ++gi) {
+      im2col(g, xq + (n * s.in_channels + gi * Cg) * s.in_h * s.in_w, pad_fill, col.data());
+      sgemm(false, false, Og, P, K, 1.f, wq + gi * Og * K, K, col.data(), P, 0.f,
+            y + (n * s.out_channels + gi * Og) * P, P);
+    }
+  }
+}
+
+// y = y * scale[o] + bias[o] per output channel (either may be null).
+void epilogue(float* y, int64_t batch, int64_t channels, int64_t plane, const float* scale,
+              const float* bias) {
+  if (!scale && !bias) return;
+#pragma omp parallel for collapse(2) if (batch * channels * plane > (1 << 16))
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t o = 0; o < channels; ++o) {
+      float* row = y + (n * channels + o) * plane;
+      const float a = scale ? scale[o] : 1.f, b = bias ? bias[o] : 0.f;
+      if (scale) for (int64_t i = 0; i < plane; ++i) row[i] = row[i] * a + b;
+      else for (int64_t i = 0; i < plane; ++i) row[i] = row[i] + b;
+    }
+  }
+}
+
+class QConvState : public mxnet::ext::CustomStatefulOp {
+ public:
+  explicit QConvState(const ConvParams& p) : p_(p) {}
+
+  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                        const OpResource&) override {
+    return guard(kOp, [&] { forward(*inputs, &outputs->at(0)); });
+  }
+
+  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource&) override {
+    return guard(kOp, [&] { backward(*inputs, outputs); });
+  }
+
+ private:
+  void forward(std::vector<MXTensor>& in, MXTensor* out) {
+    MXTensor& x = in[0];
+    MXTensor& w = in[1];
+    const bmx::BConv2DShape s = p_.shape(x.shape);
+    const float* bias = p_.bias_index() >= 0 ? in[p_.bias_index()].data<float>() : nullptr;
+    float* y = out->data<float>();
+    if (p_.q.binarized_weights_only) {
+      const float* scale = p_.scale_index() >= 0 ? in[p_.scale_index()].data<float>() : nullptr;
+      bmx::bconv2d(s, x.data<float>(), reinterpret_cast<const bmx::word_t*>(w.data<int64_t>()),
+                   scale, bias, y, max_threads());
+      return;
+    }
+    const float* scale = channel_scale(w);
+    if (p_.q.act_bit == 1 && p_.q.weight_bit == 1) {
+      bmx::bconv2d(s, x.data<float>(), packed_weights(s, w), scale, bias, y, max_threads());
+      return;
+    }
+    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
+    conv_forward_float(s, xq.data(), wq.data(), static_cast<float>(p_.q.pad_value), y);
+    epilogue(y, s.batch, s.out_channels, s.out_h() * s.out_w(), scale, bias);
+  }
+
+  // mean|W| per output channel under scaling_mode='forward', else null.
+  const float* channel_scale(MXTensor& w) {
+    if (!p_.q.scaling) return nullptr;
+    scale_.resize(static_cast<size_t>(p_.num_filter));
+    bmx::channel_mean_abs(w.data<float>(), p_.num_filter, w.size() / p_.num_filter, scale_.data());
+    return scale_.data();
+  }
+
+  // Packed copy of the latent weights, rebuilt only when the array or its version changes.
+  const bmx::word_t* packed_weights(const bmx::BConv2DShape& s, MXTensor& w) {
+    if (w.data_ptr != packed_ptr_ || w.verID != packed_ver_ || packed_.empty()) {
+      packed_.assign(static_cast<size_t>(bmx::bconv2d_packed_weight_words(s)), 0);
+      bmx::pack_conv_weights(s, w.data<float>(), packed_.data());
+      packed_ptr_ = w.data_ptr;
+      packed_ver_ = w.verID;
+    }
+    return packed_.data();
+  }
+
+  void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out) {
+    if (p_.q.binarized_weights_only) {
+      throw OpError("no gradient for packed weights (binarized_weights_only=True is an "
+                    "inference-only model); train the unconverted model instead");
+    }
+    // in = [dy, x, w, (bias), y]; out = [dx, dw, (dbias)]
+    MXTensor& dy_t = in[0];
+    MXTensor& x = in[1];
+    MXTensor& w = in[2];
+    const bmx::BConv2DShape s = p_.shape(x.shape);
+    const int64_t G = s.groups, Cg = s.group_in(), Og = s.group_out();
+    const ConvGeom g{Cg, s.in_h, s.in_w, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w, s.stride_h,
+                     s.stride_w, s.dilate_h, s.dilate_w, s.out_h(), s.out_w()};
+    const int64_t K = g.col_rows(), P = g.col_cols();
+    const float* dy = dy_t.data<float>();
+    float* dx = out->at(0).data<float>();
+    float* dw = out->at(1).data<float>();
+
+    if (!p_.no_bias) {
+      float* db = out->at(2).data<float>();
+      for (int64_t o = 0; o < s.out_channels; ++o) {
+        double acc = 0;
+        for (int64_t n = 0; n < s.batch; ++n) {
+          const float* row = dy + (n * s.out_channels + o) * P;
+          for (int64_t i = 0; i < P; ++i) acc += row[i];
+        }
+        db[o] = static_cast<float>(acc);
+      }
+    }
+    // g = dy * alpha (alpha is a constant per output channel).
+    std::vector<float> gbuf;
+    const float* scale = channel_scale(w);
+    if (scale) {
+      gbuf.assign(dy, dy + dy_t.size());
+      epilogue(gbuf.data(), s.batch, s.out_channels, P, scale, nullptr);
+      dy = gbuf.data();
+    }
+    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
+    std::vector<float> col(static_cast<size_t>(K * P));
+    std::memset(dx, 0, sizeof(float) * static_cast<size_t>(x.size()));
+    for (int64_t n = 0; n < s.batch; ++n) {
+      for (int64_t gi = 0; gi < G; ++gi) {
+        const float* dyg = dy + (n * s.out_channels + gi * Og) * P;
+        // dW_g += dy_g (Og x P) * col^T (P x K)
+        im2col(g, xq.data() + (n * s.in_channels + gi * Cg) * s.in_h * s.in_w,
+               static_cast<float>(p_.q.pad_value), col.data());
+        sgemm(false, true, Og, K, P, 1.f, dyg, P, col.data(), P, n == 0 ? 0.f : 1.f,
+              dw + gi * Og * K, K);
+        // dcol = W_g^T (K x Og) * dy_g (Og x P); dx += col2im(dcol)
+        sgemm(true, false, K, P, Og, 1.f, wq.data() + gi * Og * K, K, dyg, P, 0.f, col.data(), P);
+        col2im_add(g, col.data(), dx + (n * s.in_channels + gi * Cg) * s.in_h * s.in_w);
+      }
+    }
+    if (p_.q.act_bit < 32) ste_mask(x.data<float>(), dx, dx, x.size(), p_.q.grad_cancel);
+    if (p_.q.weight_bit < 32) ste_mask(w.data<float>(), dw, dw, w.size(), p_.q.grad_cancel);
+  }
+
+  ConvParams p_;
+  std::vector<float> scale_;
+  std::vector<bmx::word_t> packed_;
+  const void* packed_ptr_ = nullptr;
+  size_t packed_ver_ = 0;
+};
+
+MXReturnValue create_state(const Attrs& attrs, const mxnet::ext::MXContext&,
+                           const std::vector<std::vector<unsigned>>&, const std::vector<int>,
+                           mxnet::ext::CustomStatefulOp** state) {
+  return guard(kOp, [&] {
+    *state = mxnet::ext::CustomStatefulOp::create<QConvState>(ConvParams::parse(attrs));
+  });
+}
+
+}  // namespace
+}  // namespace bmx_mx
+
+REGISTER_OP(QConvolution)
+    .setParseAttrs(bmx_mx::parse_attrs)
+    .setInferType(bmx_mx::infer_type)
+    .setInferShape(bmx_mx::infer_shape)
+    .setCreateOpState(bmx_mx::create_state, "cpu");

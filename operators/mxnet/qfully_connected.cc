@@ -1,0 +1,247 @@
+// QFullyConnected: fully-connected layer with quantized (1..32 bit) inputs and weights.
+//
+// Inputs, in order: data; weight; bias (num_hidden,) unless no_bias; weight_scale (num_hidden,)
+// only when binarized_weights_only and scaling_mode='forward'. weight is float32
+// (num_hidden, in_units), or with binarized_weights_only the packed int64 words
+// (num_hidden, ceil(in_units/64)). flatten=True treats data as (batch, prod(rest)); flatten=False
+// applies the layer to the last axis.
+//
+// Forward:  y = Qa(x) Qw(W)^T * alpha + b (alpha = mean|W[o]| under scaling_mode='forward').
+// Backward: straight-through estimator as in QConvolution (alpha constant).
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bmx_kernels.h"
+#include "common.h"
+#include "float_ops.h"
+#include "quantize.h"
+
+namespace bmx_mx {
+namespace {
+
+constexpr const char* kOp = "QFullyConnected";
+
+struct FCParams {
+  int64_t num_hidden = 0;
+  bool no_bias = false;
+  bool flatten = true;
+  QuantParams q;
+
+  static FCParams parse(const Attrs& attrs) {
+    AttrReader r(attrs, kOp);
+    std::set<std::string> allowed = {"num_hidden", "no_bias", "flatten"};
+    allowed.insert(QuantParams::attr_names().begin(), QuantParams::attr_names().end());
+    r.reject_unknown(allowed);
+    FCParams p;
+    p.num_hidden = r.required_integer("num_hidden");
+    if (p.num_hidden < 1) throw OpError("parameter 'num_hidden' must be >= 1");
+    p.no_bias = r.boolean("no_bias", false);
+    p.flatten = r.boolean("flatten", true);
+    p.q = QuantParams::parse(r, true);
+    if (p.q.pad_value != 0) throw OpError("parameter 'pad_value' applies to QConvolution only");
+    return p;
+  }
+
+  bool packed_scale_input() const { return q.binarized_weights_only && q.scaling; }
+  int num_inputs() const { return 2 + (no_bias ? 0 : 1) + (packed_scale_input() ? 1 : 0); }
+  int bias_index() const { return no_bias ? -1 : 2; }
+  int scale_index() const { return packed_scale_input() ? (no_bias ? 2 : 3) : -1; }
+
+  // (rows, in_units) view of the data.
+  template <typename T>
+  std::pair<int64_t, int64_t> rows_cols(const std::vector<T>& x) const {
+    int64_t total = 1;
+    for (auto d : x) total *= static_cast<int64_t>(d);
+    const int64_t cols = flatten ? total / static_cast<int64_t>(x[0])
+                                 : static_cast<int64_t>(x.back());
+    return {total / cols, cols};
+  }
+};
+
+MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
+  return guard(kOp, [&] {
+    *num_in = FCParams::parse(attrs).num_inputs();
+    *num_out = 1;
+  });
+}
+
+MXReturnValue infer_type(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
+  return guard(kOp, [&] {
+    const FCParams p = FCParams::parse(attrs);
+    if (in->at(0) != -1 && in->at(0) != mxnet::ext::kFloat32) {
+      throw OpError("data must be float32; cast the input with .astype('float32')");
+    }
+    in->at(0) = mxnet::ext::kFloat32;
+    const int wtype = p.q.binarized_weights_only ? mxnet::ext::kInt64 : mxnet::ext::kFloat32;
+    if (in->at(1) != -1 && in->at(1) != wtype) {
+      throw OpError(p.q.binarized_weights_only
+                        ? "binarized_weights_only=True needs packed int64 weights as written by "
+                          "model_converter"
+                        : "weight must be float32 (packed int64 weights need "
+                          "binarized_weights_only=True)");
+    }
+    in->at(1) = wtype;
+    for (size_t i = 2; i < in->size(); ++i) in->at(i) = mxnet::ext::kFloat32;
+    out->at(0) = mxnet::ext::kFloat32;
+  });
+}
+
+MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>* in,
+                          std::vector<std::vector<unsigned>>* out) {
+  return guard(kOp, [&] {
+    const FCParams p = FCParams::parse(attrs);
+    const auto& x = in->at(0);
+    if (x.size() < (p.flatten ? 2u : 1u) || std::any_of(x.begin(), x.end(), dim_unknown)) {
+      throw OpError("data must have a known shape with at least 2 dimensions (batch, ...), got " +
+                    shape_str(x));
+    }
+    const int64_t cols = p.rows_cols(x).second;
+    const auto expect = [&](size_t idx, const std::vector<unsigned>& want, const char* name) {
+      auto& have = in->at(idx);
+      const bool known = !have.empty() && std::none_of(have.begin(), have.end(), dim_unknown);
+      if (known && have != want) {
+        throw OpError(std::string(name) + " has shape " + shape_str(have) + " but " +
+                      shape_str(want) + " is needed for data " + shape_str(x) +
+                      " with these parameters");
+      }
+      have = want;
+    };
+    const unsigned wcols = static_cast<unsigned>(p.q.binarized_weights_only ? bmx::words_for(cols)
+                                                                           : cols);
+    expect(1, {static_cast<unsigned>(p.num_hidden), wcols}, "weight");
+    if (p.bias_index() >= 0) expect(p.bias_index(), {static_cast<unsigned>(p.num_hidden)}, "bias");
+    if (p.scale_index() >= 0) {
+      expect(p.scale_index(), {static_cast<unsigned>(p.num_hidden)}, "weight_scale");
+    }
+    if (p.flatten) {
+      out->at(0) = {x[0], static_cast<unsigned>(p.num_hidden)};
+    } else {
+      out->at(0) = x;
+      out->at(0).back() = static_cast<unsigned>(p.num_hidden);
+    }
+  });
+}
+
+class QFCState : public mxnet::ext::CustomStatefulOp {
+ public:
+  explicit QFCState(const FCParams& p) : p_(p) {}
+
+  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                        const OpResource&) override {
+    return guard(kOp, [&] { forward(*inputs, &outputs->at(0)); });
+  }
+  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource&) override {
+    return guard(kOp, [&] { backward(*inputs, outputs); });
+  }
+
+ private:
+  void forward(std::vector<MXTensor>& in, MXTensor* out) {
+    MXTensor& x = in[0];
+    MXTensor& w = in[1];
+    const auto rc = p_.rows_cols(x.shape);
+    const int64_t rows = rc.first, cols = rc.second, O = p_.num_hidden;
+    const float* bias = p_.bias_index() >= 0 ? in[p_.bias_index()].data<float>() : nullptr;
+    float* y = out->data<float>();
+    if (p_.q.binarized_weights_only) {
+      const float* scale = p_.scale_index() >= 0 ? in[p_.scale_index()].data<float>() : nullptr;
+      bmx::bdense(rows, cols, O, x.data<float>(),
+                  reinterpret_cast<const bmx::word_t*>(w.data<int64_t>()), scale, bias, y,
+                  max_threads());
+      return;
+    }
+    const float* scale = channel_scale(w);
+    if (p_.q.act_bit == 1 && p_.q.weight_bit == 1) {
+      if (w.data_ptr != packed_ptr_ || w.verID != packed_ver_ || packed_.empty()) {
+        packed_.assign(static_cast<size_t>(O * bmx::words_for(cols)), 0);
+        bmx::pack_dense_weights(O, cols, w.data<float>(), packed_.data());
+        packed_ptr_ = w.data_ptr;
+        packed_ver_ = w.verID;
+      }
+      bmx::bdense(rows, cols, O, x.data<float>(), packed_.data(), scale, bias, y, max_threads());
+      return;
+    }
+    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
+    sgemm(false, true, rows, O, cols, 1.f, xq.data(), cols, wq.data(), cols, 0.f, y, O);
+    if (scale || bias) {
+#pragma omp parallel for if (rows * O > (1 << 16))
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = y + r * O;
+        for (int64_t o = 0; o < O; ++o) {
+          row[o] = (scale ? row[o] * scale[o] : row[o]) + (bias ? bias[o] : 0.f);
+        }
+      }
+    }
+  }
+
+  const float* channel_scale(MXTensor& w) {
+    if (!p_.q.scaling) return nullptr;
+    scale_.resize(static_cast<size_t>(p_.num_hidden));
+    bmx::channel_mean_abs(w.data<float>(), p_.num_hidden, w.size() / p_.num_hidden, scale_.data());
+    return scale_.data();
+  }
+
+  void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out) {
+    if (p_.q.binarized_weights_only) {
+      throw OpError("no gradient for packed weights (binarized_weights_only=True is an "
+                    "inference-only model); train the unconverted model instead");
+    }
+    // in = [dy, x, w, (bias), y]; out = [dx, dw, (dbias)]
+    MXTensor& x = in[1];
+    MXTensor& w = in[2];
+    const auto rc = p_.rows_cols(x.shape);
+    const int64_t rows = rc.first, cols = rc.second, O = p_.num_hidden;
+    const float* dy = in[0].data<float>();
+    if (!p_.no_bias) {
+      float* db = out->at(2).data<float>();
+      for (int64_t o = 0; o < O; ++o) {
+        double acc = 0;
+        for (int64_t r = 0; r < rows; ++r) acc += dy[r * O + o];
+        db[o] = static_cast<float>(acc);
+      }
+    }
+    std::vector<float> gbuf;
+    if (const float* scale = channel_scale(w)) {
+      gbuf.resize(static_cast<size_t>(rows * O));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < O; ++o) gbuf[r * O + o] = dy[r * O + o] * scale[o];
+      dy = gbuf.data();
+    }
+    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
+    float* dx = out->at(0).data<float>();
+    float* dw = out->at(1).data<float>();
+    sgemm(false, false, rows, cols, O, 1.f, dy, O, wq.data(), cols, 0.f, dx, cols);  // dy W
+    sgemm(true, false, O, cols, rows, 1.f, dy, O, xq.data(), cols, 0.f, dw, cols);  // dy^T x
+    if (p_.q.act_bit < 32) ste_mask(x.data<float>(), dx, dx, x.size(), p_.q.grad_cancel);
+    if (p_.q.weight_bit < 32) ste_mask(w.data<float>(), dw, dw, w.size(), p_.q.grad_cancel);
+  }
+
+  FCParams p_;
+  std::vector<float> scale_;
+  std::vector<bmx::word_t> packed_;
+  const void* packed_ptr_ = nullptr;
+  size_t packed_ver_ = 0;
+};
+
+MXReturnValue create_state(const Attrs& attrs, const mxnet::ext::MXContext&,
+                           const std::vector<std::vector<unsigned>>&, const std::vector<int>,
+                           mxnet::ext::CustomStatefulOp** state) {
+  return guard(kOp, [&] {
+    *state = mxnet::ext::CustomStatefulOp::create<QFCState>(FCParams::parse(attrs));
+  });
+}
+
+}  // namespace
+}  // namespace bmx_mx
+
+REGISTER_OP(QFullyConnected)
+    .setParseAttrs(bmx_mx::parse_attrs)
+    .setInferType(bmx_mx::infer_type)
+    .setInferShape(bmx_mx::infer_shape)
+    .setCreateOpState(bmx_mx::create_state, "cpu");
