@@ -37,6 +37,10 @@ def _load_library():
 
 _load_library()
 
-from . import gluon  # noqa: E402  (needs the operators registered)
+from . import ops  # noqa: E402  (needs the operators registered)
 
-__all__ = ["gluon", "LIB_PATH", "OPS"]
+ops.install()
+
+from . import gluon  # noqa: E402
+
+__all__ = ["gluon", "ops", "LIB_PATH", "OPS"]
