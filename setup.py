@@ -49,5 +49,9 @@ setup(
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.8",
     install_requires=["mxnet==1.9.1", "numpy>=1.22,<1.24"],
+    entry_points={"console_scripts": [
+        "model_converter = bmxnet.converter.cli:main",
+        "bmxnet = bmxnet.cli:main",
+    ]},
     zip_safe=False,
 )

@@ -210,3 +210,36 @@ def test_qactivation_backward_only(rng):
     y.backward(mx.nd.ones((10,)))
     np.testing.assert_array_equal(y.asnumpy(), x)
     np.testing.assert_array_equal(xs.grad.asnumpy(), (np.abs(x) <= 1.5).astype(np.float32))
+
+
+@pytest.mark.parametrize("mode", ["approx_sign", "swish_sign"])
+def test_activation_pseudo_gradients(rng, mode):
+    """Bi-Real's approx_sign and SignSwish gradients against their closed forms."""
+    x = (rng.randn(200) * 1.2).astype(np.float32)
+    if mode == "approx_sign":
+        want = np.where(np.abs(x) <= 1, 2 - 2 * np.abs(x), 0)
+    else:
+        b = 5.0
+        want = b * (2 - b * x * np.tanh(b * x / 2)) / (1 + np.cosh(b * x))
+    xs = mx.nd.array(x)
+    xs.attach_grad()
+    with mx.autograd.record():
+        y = mx.nd.QActivation(xs, act_grad=mode)
+    y.backward(mx.nd.ones(x.shape))
+    np.testing.assert_array_equal(y.asnumpy(), ref.quantize_act(x, 1))
+    np.testing.assert_allclose(xs.grad.asnumpy(), want, rtol=1e-5, atol=1e-6)
+    # the same pseudo-gradient inside QFullyConnected (identity weights: dx = dy * q'(x))
+    xs2 = mx.nd.array(x.reshape(1, -1))
+    xs2.attach_grad()
+    with mx.autograd.record():
+        y = mx.nd.QFullyConnected(xs2, mx.nd.array(np.eye(200)), num_hidden=200, no_bias=True,
+                                  weight_bit=32, act_grad=mode)
+    y.backward(mx.nd.ones((1, 200)))
+    np.testing.assert_allclose(xs2.grad.asnumpy()[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_act_grad_needs_binary_inputs():
+    with pytest.raises(mx.base.MXNetError, match="act_grad"):
+        mx.nd.QActivation(mx.nd.ones((2,)), act_bit=2, act_grad="approx_sign").wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="'ste', 'approx_sign' and 'swish_sign'"):
+        mx.nd.QActivation(mx.nd.ones((2,)), act_grad="magic").wait_to_read()

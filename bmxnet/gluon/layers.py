@@ -20,6 +20,9 @@ scaling : bool or {'none', 'forward'}, default False
 grad_cancel : float, default 1.0
     Straight-through estimator: gradients pass where |x| <= grad_cancel (for inputs and latent
     weights) and are zero elsewhere.
+act_grad : {'ste', 'approx_sign', 'swish_sign'}, default 'ste'
+    Pseudo-gradient of the 1-bit input quantizer (forward is sign in every case): the clipped
+    straight-through estimator, Bi-Real Net's ``2 - 2|x|`` on [-1, 1], or SignSwish with beta=5.
 pad_value : {0, 1, -1}, default 0 (QConv2D only)
     Value of the border for 1-bit inputs: 0 is exact zero padding as in nn.Conv2D.
 """
@@ -36,12 +39,17 @@ def _scaling_mode(scaling):
     raise ValueError("scaling must be False/True or 'none'/'forward', got %r" % (scaling,))
 
 
-def _quant_kwargs(act_bit, weight_bit, scaling, grad_cancel):
+ACT_GRADS = ("ste", "approx_sign", "swish_sign")
+
+
+def _quant_kwargs(act_bit, weight_bit, scaling, grad_cancel, act_grad):
     for name, bits in (("act_bit", act_bit), ("weight_bit", weight_bit)):
         if not isinstance(bits, int) or not 1 <= bits <= 32:
             raise ValueError("%s must be an integer in [1, 32], got %r" % (name, bits))
+    if act_grad not in ACT_GRADS:
+        raise ValueError("act_grad must be one of %s, got %r" % (ACT_GRADS, act_grad))
     return {"act_bit": act_bit, "weight_bit": weight_bit, "scaling_mode": _scaling_mode(scaling),
-            "grad_cancel": float(grad_cancel)}
+            "grad_cancel": float(grad_cancel), "act_grad": act_grad}
 
 
 class QConv2D(nn.Conv2D):
@@ -60,7 +68,7 @@ class QConv2D(nn.Conv2D):
     def __init__(self, channels, kernel_size, strides=(1, 1), padding=(0, 0), dilation=(1, 1),
                  groups=1, layout="NCHW", activation=None, use_bias=True, weight_initializer=None,
                  bias_initializer="zeros", in_channels=0, act_bit=1, weight_bit=1, scaling=False,
-                 grad_cancel=1.0, pad_value=0, **kwargs):
+                 grad_cancel=1.0, act_grad="ste", pad_value=0, **kwargs):
         if layout != "NCHW":
             raise ValueError("QConv2D supports layout='NCHW' only, got %r" % (layout,))
         if pad_value not in (0, 1, -1):
@@ -70,7 +78,7 @@ class QConv2D(nn.Conv2D):
                          use_bias=use_bias, weight_initializer=weight_initializer,
                          bias_initializer=bias_initializer, in_channels=in_channels, **kwargs)
         self._op_name = "QConvolution"
-        self._kwargs.update(_quant_kwargs(act_bit, weight_bit, scaling, grad_cancel))
+        self._kwargs.update(_quant_kwargs(act_bit, weight_bit, scaling, grad_cancel, act_grad))
         self._kwargs["pad_value"] = pad_value
 
     def _alias(self):
@@ -91,11 +99,11 @@ class QDense(nn.Dense):
 
     def __init__(self, units, activation=None, use_bias=True, flatten=True, dtype="float32",
                  weight_initializer=None, bias_initializer="zeros", in_units=0, act_bit=1,
-                 weight_bit=1, scaling=False, grad_cancel=1.0, **kwargs):
+                 weight_bit=1, scaling=False, grad_cancel=1.0, act_grad="ste", **kwargs):
         super().__init__(units, activation=activation, use_bias=use_bias, flatten=flatten,
                          dtype=dtype, weight_initializer=weight_initializer,
                          bias_initializer=bias_initializer, in_units=in_units, **kwargs)
-        self._qkwargs = _quant_kwargs(act_bit, weight_bit, scaling, grad_cancel)
+        self._qkwargs = _quant_kwargs(act_bit, weight_bit, scaling, grad_cancel, act_grad)
 
     def hybrid_forward(self, F, x, weight, bias=None):
         args = (x, weight) if bias is None else (x, weight, bias)
@@ -116,18 +124,20 @@ class QActivation(HybridBlock):
     backward_only : bool, default False
         Identity in the forward pass, straight-through estimator in the backward pass (the
         following Q-layer quantizes its input itself).
+    act_grad : {'ste', 'approx_sign', 'swish_sign'}, default 'ste'
+        Pseudo-gradient of sign for act_bit = 1 (see :mod:`bmxnet.gluon.layers`).
     """
 
-    def __init__(self, act_bit=1, grad_cancel=1.0, backward_only=False, **kwargs):
+    def __init__(self, act_bit=1, grad_cancel=1.0, backward_only=False, act_grad="ste",
+                 **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(act_bit, int) or not 1 <= act_bit <= 32:
-            raise ValueError("act_bit must be an integer in [1, 32], got %r" % (act_bit,))
-        self._kwargs = {"act_bit": act_bit, "grad_cancel": float(grad_cancel),
-                        "backward_only": bool(backward_only)}
+        q = _quant_kwargs(act_bit, 32, False, grad_cancel, act_grad)
+        self._kwargs = {"act_bit": act_bit, "grad_cancel": q["grad_cancel"],
+                        "backward_only": bool(backward_only), "act_grad": act_grad}
 
     def hybrid_forward(self, F, x):
         return F.QActivation(x, name="fwd", **self._kwargs)
 
     def __repr__(self):
-        return "{}(act_bit={act_bit}, grad_cancel={grad_cancel}, backward_only={backward_only})" \
-            .format(self.__class__.__name__, **self._kwargs)
+        return "{}(act_bit={act_bit}, grad_cancel={grad_cancel}, backward_only={backward_only}, " \
+            "act_grad={act_grad})".format(self.__class__.__name__, **self._kwargs)

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <cctype>
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -125,7 +126,7 @@ void AttrReader::reject_unknown(const std::set<std::string>& allowed) const {
 const std::set<std::string>& QuantParams::attr_names() {
   static const std::set<std::string> names = {"act_bit", "weight_bit", "scaling_mode",
                                               "grad_cancel", "binarized_weights_only",
-                                              "pad_value"};
+                                              "pad_value", "act_grad", "swish_beta"};
   return names;
 }
 
@@ -160,6 +161,22 @@ QuantParams QuantParams::parse(const AttrReader& r, bool with_weights) {
     throw OpError("parameter 'pad_value' = " + std::to_string(pv) +
                   " needs act_bit = 1 (only binary inputs can be padded with +1/-1); use pad_value=0");
   }
+  const std::string grad = r.str("act_grad", "ste");
+  if (grad == "ste") {
+    p.act_grad = ActGrad::kSte;
+  } else if (grad == "approx_sign") {
+    p.act_grad = ActGrad::kApproxSign;
+  } else if (grad == "swish_sign") {
+    p.act_grad = ActGrad::kSwishSign;
+  } else {
+    throw OpError("parameter 'act_grad' = '" + grad +
+                  "': allowed values are 'ste', 'approx_sign' and 'swish_sign'");
+  }
+  if (p.act_grad != ActGrad::kSte && p.act_bit != 1) {
+    throw OpError("parameter 'act_grad' = '" + grad + "' needs act_bit = 1 (it is the gradient "
+                  "of sign); use act_grad='ste' for k-bit inputs");
+  }
+  p.swish_beta = static_cast<float>(r.real("swish_beta", 5.0));
   if (with_weights && p.binarized_weights_only && (p.act_bit != 1 || p.weight_bit != 1)) {
     throw OpError("binarized_weights_only=True needs act_bit=1 and weight_bit=1 (packed weights "
                   "are 1-bit); convert only 1-bit layers with model_converter");
@@ -190,6 +207,34 @@ int max_threads() {
 void ste_mask(const float* x, const float* dy, float* g, int64_t n, float cancel) {
 #pragma omp parallel for if (n > (1 << 16))
   for (int64_t i = 0; i < n; ++i) g[i] = std::fabs(x[i]) <= cancel ? dy[i] : 0.f;
+}
+
+void act_grad(const QuantParams& q, const float* x, const float* dy, float* g, int64_t n) {
+  if (q.act_bit >= 32) {
+    if (g != dy) std::copy(dy, dy + n, g);
+    return;
+  }
+  switch (q.act_grad) {
+    case ActGrad::kSte:
+      ste_mask(x, dy, g, n, q.grad_cancel);
+      return;
+    case ActGrad::kApproxSign:
+#pragma omp parallel for if (n > (1 << 16))
+      for (int64_t i = 0; i < n; ++i) {
+        const float a = std::fabs(x[i]);
+        g[i] = a <= 1.f ? dy[i] * (2.f - 2.f * a) : 0.f;
+      }
+      return;
+    case ActGrad::kSwishSign: {
+      const float b = q.swish_beta;
+#pragma omp parallel for if (n > (1 << 16))
+      for (int64_t i = 0; i < n; ++i) {
+        const float bx = b * x[i];
+        g[i] = dy[i] * b * (2.f - bx * std::tanh(bx / 2.f)) / (1.f + std::cosh(bx));
+      }
+      return;
+    }
+  }
 }
 
 }  // namespace bmx_mx

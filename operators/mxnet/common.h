@@ -66,6 +66,9 @@ class AttrReader {
   std::string op_;
 };
 
+// Pseudo-gradient of the 1-bit activation quantizer (the forward pass is sign in every case).
+enum class ActGrad { kSte, kApproxSign, kSwishSign };
+
 // The quantization parameters shared by QConvolution, QFullyConnected and QActivation.
 struct QuantParams {
   int act_bit = 1;
@@ -74,6 +77,8 @@ struct QuantParams {
   float grad_cancel = 1.f;
   bool binarized_weights_only = false;
   int pad_value = 0;
+  ActGrad act_grad = ActGrad::kSte;
+  float swish_beta = 5.f;
   static const std::set<std::string>& attr_names();
   static QuantParams parse(const AttrReader& r, bool with_weights);
 };
@@ -96,6 +101,13 @@ int max_threads();
 
 // Straight-through estimator: g[i] = dy[i] where |x[i]| <= cancel, else 0 (in place allowed).
 void ste_mask(const float* x, const float* dy, float* g, int64_t n, float cancel);
+
+// Gradient of the activation quantizer, g = dy * q'(x) (in place allowed):
+//   act_bit = 32            q' = 1
+//   ActGrad::kSte           q' = 1 if |x| <= grad_cancel else 0
+//   ActGrad::kApproxSign    q' = 2 - 2|x| on [-1, 1], 0 elsewhere (Bi-Real Net)
+//   ActGrad::kSwishSign     q' = b (2 - b x tanh(b x / 2)) / (1 + cosh(b x)), b = swish_beta
+void act_grad(const QuantParams& q, const float* x, const float* dy, float* g, int64_t n);
 
 }  // namespace bmx_mx
 

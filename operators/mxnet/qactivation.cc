@@ -2,7 +2,8 @@
 //
 // Forward:  y = Qa(x), or y = x with backward_only=True (BMXNet's layer in front of Q-layers
 //           that binarize their own inputs).
-// Backward: straight-through estimator, dx = dy * (|x| <= grad_cancel) for act_bit < 32.
+// Backward: dx = dy * q'(x), q' chosen by act_grad (see common.h): 'ste' (default) passes the
+//           gradient where |x| <= grad_cancel; 'approx_sign' and 'swish_sign' for act_bit = 1.
 #include <cstring>
 #include <string>
 #include <vector>
@@ -16,17 +17,14 @@ namespace {
 constexpr const char* kOp = "QActivation";
 
 struct ActParams {
-  int act_bit = 1;
-  float grad_cancel = 1.f;
+  QuantParams q;
   bool backward_only = false;
 
   static ActParams parse(const Attrs& attrs) {
     AttrReader r(attrs, kOp);
-    r.reject_unknown({"act_bit", "grad_cancel", "backward_only"});
-    QuantParams q = QuantParams::parse(r, false);
+    r.reject_unknown({"act_bit", "grad_cancel", "backward_only", "act_grad", "swish_beta"});
     ActParams p;
-    p.act_bit = q.act_bit;
-    p.grad_cancel = q.grad_cancel;
+    p.q = QuantParams::parse(r, false);
     p.backward_only = r.boolean("backward_only", false);
     return p;
   }
@@ -66,7 +64,7 @@ MXReturnValue forward(const Attrs& attrs, std::vector<MXTensor>* inputs,
     if (p.backward_only) {
       if (y != x.data<float>()) std::memcpy(y, x.data<float>(), sizeof(float) * x.size());
     } else {
-      bmx::quantize_activations(p.act_bit, x.data<float>(), y, x.size());
+      bmx::quantize_activations(p.q.act_bit, x.data<float>(), y, x.size());
     }
   });
 }
@@ -79,11 +77,7 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* inputs,
     MXTensor& dy = inputs->at(0);
     MXTensor& x = inputs->at(1);
     float* dx = outputs->at(0).data<float>();
-    if (p.act_bit < 32) {
-      ste_mask(x.data<float>(), dy.data<float>(), dx, x.size(), p.grad_cancel);
-    } else if (dx != dy.data<float>()) {
-      std::memcpy(dx, dy.data<float>(), sizeof(float) * dy.size());
-    }
+    act_grad(p.q, x.data<float>(), dy.data<float>(), dx, x.size());
   });
 }
 

@@ -314,7 +314,7 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
         col2im_add(g, col.data(), dx + (n * s.in_channels + gi * Cg) * s.in_h * s.in_w);
       }
     }
-    if (p_.q.act_bit < 32) ste_mask(x.data<float>(), dx, dx, x.size(), p_.q.grad_cancel);
+    act_grad(p_.q, x.data<float>(), dx, dx, x.size());
     if (p_.q.weight_bit < 32) ste_mask(w.data<float>(), dw, dw, w.size(), p_.q.grad_cancel);
   }
 

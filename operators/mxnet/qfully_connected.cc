@@ -218,7 +218,7 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
     float* dw = out->at(1).data<float>();
     sgemm(false, false, rows, cols, O, 1.f, dy, O, wq.data(), cols, 0.f, dx, cols);  // dy W
     sgemm(true, false, O, cols, rows, 1.f, dy, O, xq.data(), cols, 0.f, dw, cols);  // dy^T x
-    if (p_.q.act_bit < 32) ste_mask(x.data<float>(), dx, dx, x.size(), p_.q.grad_cancel);
+    act_grad(p_.q, x.data<float>(), dx, dx, x.size());
     if (p_.q.weight_bit < 32) ste_mask(w.data<float>(), dw, dw, w.size(), p_.q.grad_cancel);
   }
 
