@@ -18,6 +18,7 @@
 #define BMXNET_KERNELS_BMX_KERNELS_H_
 
 #include <cstdint>
+#include <string>
 
 namespace bmx {
 
@@ -41,6 +42,10 @@ struct BConv2DShape {
   int64_t group_out() const { return out_channels / groups; }  // output channels of one group
 };
 
+// Checks a shape: returns "" when bconv2d can run it, else one message naming the bad field and
+// the fix. bconv2d and bconv2d_reference throw std::invalid_argument with that message.
+std::string bconv2d_check(const BConv2DShape& s);
+
 // Packed convolution weights: layout [out_channels][kernel_h][kernel_w][words_for(group_in())],
 // i.e. for every output channel and every tap, the signs of the group's input channels.
 int64_t bconv2d_packed_weight_words(const BConv2DShape& s);
@@ -61,12 +66,22 @@ void bconv2d_reference(const BConv2DShape& s, const float* input, const float* w
 // ---------------------------------------------------------------------------------------------
 // Binary fully-connected layer: y[b][o] = float(dot(sign x[b], sign w[o])) * scale[o] + bias[o].
 // ---------------------------------------------------------------------------------------------
+// "" when the sizes are valid (batch >= 0, in_units >= 1, num_hidden >= 1), else the message
+// bdense / bdense_reference throw as std::invalid_argument.
+std::string bdense_check(int64_t batch, int64_t in_units, int64_t num_hidden);
 // Packed dense weights: layout [num_hidden][words_for(in_units)]; w is (num_hidden, in_units).
 void pack_dense_weights(int64_t num_hidden, int64_t in_units, const float* w, word_t* packed);
 void bdense(int64_t batch, int64_t in_units, int64_t num_hidden, const float* x,
             const word_t* packed_w, const float* scale, const float* bias, float* y, int num_threads);
 void bdense_reference(int64_t batch, int64_t in_units, int64_t num_hidden, const float* x,
                       const float* w, const float* scale, const float* bias, float* y);
+
+// ---------------------------------------------------------------------------------------------
+// Bit packing
+// ---------------------------------------------------------------------------------------------
+// Packs the signs of x[0..n) into words_for(n) words (bit convention above; NaN packs as -1,
+// since NaN >= 0 is false), with the vectorised packer of the active path.
+void pack_signs(const float* x, int64_t n, word_t* packed);
 
 // ---------------------------------------------------------------------------------------------
 // Kernel paths (chosen at run time, see dispatch.h for the details).

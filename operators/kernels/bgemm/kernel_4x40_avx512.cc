@@ -1,0 +1,117 @@
+// AVX-512 VPOPCNTDQ binary GEMM kernels: a 4x40 register tile for panels, and a 4-row GEMV.
+// Compiled with -mavx512f -mavx512bw -mavx512vpopcntdq (see CMakeLists.txt); only reached
+// through kBGemm4x40Avx512 / kBGemv4x1Avx512 (see dispatch.h for the rules of ISA files).
+//
+// 4x40 tile. The panel holds the same K-word of 40 consecutive columns (pixels) as 5 zmm of 8
+// words each. Per K-word the kernel loads those 5 vectors once and, for each of 4 rows (output
+// channels), broadcasts that row's word and does xor + vpopcntq + add into 5 accumulators of
+// 8 x 64-bit lanes: 20 accumulators, 5 column vectors and a broadcast fit the 32 zmm registers.
+// Per K-word that is 60 vector instructions for 4 x 40 x 64 = 10240 bit-MACs, with no
+// horizontal reduction at all; the 64-bit lane sums are narrowed to int32 once at the end.
+// Edge tiles (fewer than 4 rows, fewer than 40 columns) use instantiations with fewer rows and
+// fewer column vectors; a partial last vector is stored with a mask.
+//
+// GEMV (nr = 1). For one column of B (batch-1 dense layers), K runs along the lanes: 4 rows of
+// A are processed together, each row xor'ed with the same 8 words of B, popcounted and
+// accumulated in its own zmm; one horizontal sum per row at the very end. The K tail is read
+// with masked loads (masked-off words are 0 in both, so they count nothing).
+#include <immintrin.h>
+
+#include "bgemm/bgemm.h"
+
+namespace bmx {
+namespace {
+
+constexpr int kNr = 40;
+
+template <int R, int NV>
+void tile_4x40(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
+               int32_t* counts, int64_t ldc) {
+  __m512i acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  const word_t* a[R];
+  for (int r = 0; r < R; ++r) a[r] = A + r * lda;
+  for (int64_t k = 0; k < K; ++k) {
+    __m512i b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_si512(panel + k * kNr + 8 * v);
+    for (int r = 0; r < R; ++r) {
+      const __m512i w = _mm512_set1_epi64(static_cast<long long>(a[r][k]));
+      for (int v = 0; v < NV; ++v)
+        acc[r][v] = _mm512_add_epi64(acc[r][v], _mm512_popcnt_epi64(_mm512_xor_si512(w, b[v])));
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) {
+      const int left = n - 8 * v;
+      const __mmask8 lanes = static_cast<__mmask8>(left >= 8 ? 0xff : (1u << left) - 1);
+      _mm512_mask_cvtepi64_storeu_epi32(counts + r * ldc + 8 * v, lanes, acc[r][v]);
+    }
+  }
+}
+
+using TileFn = void (*)(int64_t, const word_t*, int64_t, const word_t*, int, int32_t*, int64_t);
+
+template <int R>
+TileFn tile_for_columns(int nv) {
+  switch (nv) {
+    case 1: return tile_4x40<R, 1>;
+    case 2: return tile_4x40<R, 2>;
+    case 3: return tile_4x40<R, 3>;
+    case 4: return tile_4x40<R, 4>;
+    default: return tile_4x40<R, 5>;
+  }
+}
+
+void run_4x40(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
+              int32_t* counts, int64_t ldc) {
+  const int nv = (n + 7) / 8;
+  const TileFn full = tile_for_columns<4>(nv);
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) full(K, A + m * lda, lda, panel, n, counts + m * ldc, ldc);
+  switch (M - m) {
+    case 3: tile_for_columns<3>(nv)(K, A + m * lda, lda, panel, n, counts + m * ldc, ldc); break;
+    case 2: tile_for_columns<2>(nv)(K, A + m * lda, lda, panel, n, counts + m * ldc, ldc); break;
+    case 1: tile_for_columns<1>(nv)(K, A + m * lda, lda, panel, n, counts + m * ldc, ldc); break;
+    default: break;
+  }
+}
+
+template <int R>
+void gemv_rows(int64_t K, const word_t* A, int64_t lda, const word_t* b, int32_t* counts,
+               int64_t ldc) {
+  __m512i acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m512i vb = _mm512_loadu_si512(b + k);
+    for (int r = 0; r < R; ++r) {
+      const __m512i va = _mm512_loadu_si512(A + r * lda + k);
+      acc[r] = _mm512_add_epi64(acc[r], _mm512_popcnt_epi64(_mm512_xor_si512(va, vb)));
+    }
+  }
+  if (k < K) {
+    const __mmask8 lanes = static_cast<__mmask8>((1u << (K - k)) - 1);
+    const __m512i vb = _mm512_maskz_loadu_epi64(lanes, b + k);
+    for (int r = 0; r < R; ++r) {
+      const __m512i va = _mm512_maskz_loadu_epi64(lanes, A + r * lda + k);
+      acc[r] = _mm512_add_epi64(acc[r], _mm512_popcnt_epi64(_mm512_xor_si512(va, vb)));
+    }
+  }
+  for (int r = 0; r < R; ++r) counts[r * ldc] = static_cast<int32_t>(_mm512_reduce_add_epi64(acc[r]));
+}
+
+void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
+              int32_t* counts, int64_t ldc) {
+  (void)n;  // nr == 1: always one column
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) gemv_rows<4>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
+  for (; m < M; ++m) gemv_rows<1>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
+}
+
+}  // namespace
+
+const BGemmKernel kBGemm4x40Avx512 = {"4x40_avx512", kNr, run_4x40};
+const BGemmKernel kBGemv4x1Avx512 = {"gemv4x1_avx512", 1, run_gemv};
+
+}  // namespace bmx

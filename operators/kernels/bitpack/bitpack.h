@@ -1,0 +1,57 @@
+// Sign bit-packing of activations (internal header).
+//
+// Conventions are those of bmx_kernels.h: 64-bit words, element 64*w + j in bit j of word w,
+// bit 1 for x >= 0 (so +0.0f and -0.0f both pack as +1), bit 0 otherwise, unused high bits of
+// the last word 0. NaN compares false with ">= 0" and therefore packs as -1 on every path (all
+// implementations use an ordered ">=" comparison, never the IEEE sign bit).
+//
+// Two shapes of input occur:
+//   * channel-minor ("NHWC words") packing of an NCHW plane stack, used by bconv2d: for every
+//     pixel p, the signs of `channels` consecutive planes go into words_for(channels) words at
+//     out + p * out_stride;
+//   * row packing of n consecutive floats into words_for(n) words, used by bdense and for weights.
+// Each path provides both through a BitpackKernels descriptor (see dispatch.h for why the ISA
+// code is reached only through such descriptors).
+#ifndef BMXNET_KERNELS_BITPACK_BITPACK_H_
+#define BMXNET_KERNELS_BITPACK_BITPACK_H_
+
+#include <cstdint>
+
+#include "bmx_kernels.h"
+
+namespace bmx {
+
+enum class Path : unsigned;  // from dispatch.h, which ISA files need not include
+
+// out[p * out_stride + w], 0 <= p < pixels, 0 <= w < words_for(channels), receives the signs of
+// x[c * plane_stride + p] for c in [64 w, 64 w + 64) ∩ [0, channels). Words of a pixel beyond
+// words_for(channels) are not touched.
+using PackChannelsFn = void (*)(const float* x, int64_t channels, int64_t plane_stride,
+                                int64_t pixels, word_t* out, int64_t out_stride);
+// out[w], 0 <= w < words_for(n), receives the signs of x[64 w .. 64 w + 63] ∩ [0, n).
+using PackRowFn = void (*)(const float* x, int64_t n, word_t* out);
+
+struct BitpackKernels {
+  const char* name;
+  PackChannelsFn pack_channels;
+  PackRowFn pack_row;
+};
+
+// Plain bit-by-bit implementations (the ground truth the others are tested against).
+void pack_channels_reference(const float* x, int64_t channels, int64_t plane_stride,
+                             int64_t pixels, word_t* out, int64_t out_stride);
+void pack_row_reference(const float* x, int64_t n, word_t* out);
+
+// One descriptor per path; the ISA ones exist only when CMakeLists.txt built that path.
+extern const BitpackKernels kBitpackReference;
+extern const BitpackKernels kBitpackPortable;
+extern const BitpackKernels kBitpackAvx2;
+extern const BitpackKernels kBitpackAvx512;
+extern const BitpackKernels kBitpackNeon;
+
+// The packers of a path (the portable ones for a path that is not built).
+const BitpackKernels& bitpack_for_path(Path path);
+
+}  // namespace bmx
+
+#endif  // BMXNET_KERNELS_BITPACK_BITPACK_H_

@@ -1,0 +1,103 @@
+// Sign packing of every path against a bit-by-bit expectation, across word boundaries.
+#include <cmath>
+#include <limits>
+
+#include "bitpack/bitpack.h"
+#include "test_util.h"
+#include "tiny_test.h"
+
+namespace {
+
+const int64_t kSizes[] = {1, 2, 3, 16, 31, 32, 33, 63, 64, 65, 127, 128, 129, 191, 192, 200, 256, 257};
+const uint64_t kCanary = 0xA5A5A5A5DEADBEEFull;
+
+// Expected bit i of a packed run: x >= 0 (false for NaN).
+bool expected_bit(float x) { return x >= 0.0f; }
+
+std::vector<float> awkward_floats(std::mt19937_64& rng, int64_t n) {
+  std::vector<float> v = tiny::random_floats(rng, n);
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::denorm_min(),
+                            -std::numeric_limits<float>::denorm_min(), 1e-38f, -1e-38f};
+  for (int64_t i = 0; i < n; i += 7) v[i] = specials[(i / 7) % 10];
+  return v;
+}
+
+}  // namespace
+
+TEST(bitpack_row_all_paths) {
+  std::mt19937_64 rng(tiny::g_seed);
+  for (bmx::Path path : tiny::paths_under_test()) {
+    const bmx::BitpackKernels& bp = bmx::bitpack_for_path(path);
+    for (int64_t n : kSizes) {
+      for (int64_t offset = 0; offset < 3; ++offset) {  // unaligned sources
+        std::vector<float> x = awkward_floats(rng, n + offset);
+        const int64_t words = bmx::words_for(n);
+        std::vector<uint64_t> out(words + 1, kCanary);
+        bp.pack_row(x.data() + offset, n, out.data());
+        for (int64_t i = 0; i < words * 64; ++i) {
+          const bool bit = (out[i / 64] >> (i % 64)) & 1;
+          if (i < n)
+            CHECK(bit == expected_bit(x[offset + i]))
+                << bmx::path_name(path) << " n=" << n << " element " << i << " value " << x[offset + i];
+          else
+            CHECK(!bit) << bmx::path_name(path) << " n=" << n << ": padding bit " << i << " is set";
+        }
+        CHECK(out[words] == kCanary) << bmx::path_name(path) << " n=" << n << " wrote past the end";
+        RETURN_IF_FAILED();
+      }
+    }
+  }
+}
+
+TEST(bitpack_channels_all_paths) {
+  std::mt19937_64 rng(tiny::g_seed + 1);
+  const int64_t kPixels[] = {1, 3, 4, 7, 8, 9, 15, 16, 17, 33, 40};
+  for (bmx::Path path : tiny::paths_under_test()) {
+    const bmx::BitpackKernels& bp = bmx::bitpack_for_path(path);
+    for (int64_t channels : kSizes) {
+      for (int64_t pixels : kPixels) {
+        const int64_t words = bmx::words_for(channels);
+        for (int64_t extra : {int64_t{0}, int64_t{2}}) {  // out_stride > words: words in between untouched
+          const int64_t plane = pixels + extra * 3;           // plane_stride > pixels
+          const int64_t out_stride = words + extra;
+          std::vector<float> x = awkward_floats(rng, channels * plane);
+          std::vector<uint64_t> out(pixels * out_stride + 1, kCanary);
+          bp.pack_channels(x.data(), channels, plane, pixels, out.data(), out_stride);
+          for (int64_t p = 0; p < pixels; ++p) {
+            for (int64_t i = 0; i < words * 64; ++i) {
+              const bool bit = (out[p * out_stride + i / 64] >> (i % 64)) & 1;
+              if (i < channels)
+                CHECK(bit == expected_bit(x[i * plane + p]))
+                    << bmx::path_name(path) << " channels=" << channels << " pixel " << p
+                    << " channel " << i;
+              else
+                CHECK(!bit) << bmx::path_name(path) << " channels=" << channels << " pixel " << p
+                            << ": padding bit " << i << " is set";
+            }
+            for (int64_t w = words; w < out_stride; ++w)
+              CHECK(out[p * out_stride + w] == kCanary) << "word between pixels overwritten";
+          }
+          CHECK(out[pixels * out_stride] == kCanary) << "wrote past the end";
+          RETURN_IF_FAILED();
+        }
+      }
+    }
+  }
+}
+
+TEST(bitpack_reference_and_public_pack_signs) {
+  // The reference packers agree with the expectation too, and pack_signs uses the active path.
+  std::mt19937_64 rng(tiny::g_seed + 2);
+  for (int64_t n : kSizes) {
+    std::vector<float> x = awkward_floats(rng, n);
+    std::vector<uint64_t> a(bmx::words_for(n)), b(bmx::words_for(n));
+    bmx::pack_row_reference(x.data(), n, a.data());
+    bmx::pack_signs(x.data(), n, b.data());
+    CHECK(a == b) << "n=" << n;
+    for (int64_t i = 0; i < n; ++i) CHECK(((a[i / 64] >> (i % 64)) & 1) == expected_bit(x[i]));
+  }
+}

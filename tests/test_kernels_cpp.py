@@ -1,0 +1,81 @@
+"""Builds and runs the C++ kernel tests (tests/cpp/) from pytest.
+
+* ``test_kernels_x86_host``: configures the standalone kernels project
+  (``cmake -S operators/kernels -B build/kernels``), builds ``bmx_kernels_test`` and runs it: every
+  kernel path the CPU supports (reference, scalar, AVX2, AVX-512 VPOPCNTDQ) against the references.
+* ``test_kernel_path_override``: ``BMXNET_KERNEL_PATHS`` narrows the active path end to end.
+* ``test_kernels_aarch64_qemu``: ``tests/cpp/run_aarch64.sh`` cross-compiles for aarch64 and runs
+  the same tests (NEON path) under qemu-aarch64; it installs the cross tools itself when root.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "kernels"
+TEST_EXE = BUILD / "bmx_kernels_test"
+
+
+def _run(cmd, timeout, env=None):
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout, env=env)
+    return proc.returncode, proc.stdout
+
+
+def _check(cmd, timeout, env=None):
+    rc, out = _run(cmd, timeout, env)
+    if rc != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited with {rc}:\n{out}", pytrace=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def kernels_test_exe():
+    if shutil.which("cmake") is None:
+        pytest.fail("cmake is not on PATH (pip install cmake, or apt-get install cmake)")
+    _check(["cmake", "-S", "operators/kernels", "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
+            "-DBMX_KERNELS_BUILD_TESTS=ON"], timeout=300)
+    _check(["cmake", "--build", str(BUILD), "-j", str(os.cpu_count() or 2)], timeout=900)
+    assert TEST_EXE.exists()
+    return TEST_EXE
+
+
+def test_kernels_x86_host(kernels_test_exe):
+    env = dict(os.environ)
+    env.pop("BMXNET_KERNEL_PATHS", None)  # test every path the CPU supports
+    out = _check([str(kernels_test_exe)], timeout=600, env=env)
+    print(out)
+    assert " 0 failed" in out.splitlines()[-1]
+
+
+def test_kernel_path_override(kernels_test_exe):
+    env = dict(os.environ)
+    env.pop("BMXNET_KERNEL_PATHS", None)
+    best = _check([str(kernels_test_exe), "--print-active-path"], 60, env).strip()
+    assert best in ("scalar", "avx2", "avx512", "neon")
+    for name in ("reference", "scalar"):
+        env["BMXNET_KERNEL_PATHS"] = name
+        assert _check([str(kernels_test_exe), "--print-active-path"], 60, env).strip() == name
+    if best == "avx512":  # an AVX-512 machine can run the AVX2 path too
+        env["BMXNET_KERNEL_PATHS"] = "avx2"
+        assert _check([str(kernels_test_exe), "--print-active-path"], 60, env).strip() == "avx2"
+    # A path the machine cannot run falls back to the detected best, with a warning.
+    env["BMXNET_KERNEL_PATHS"] = "no_such_path"
+    rc, out = _run([str(kernels_test_exe), "--print-active-path"], 60, env)
+    assert rc == 0 and out.strip().splitlines()[-1] == best and "no_such_path" in out
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses Debian's cross compiler and qemu-user")
+def test_kernels_aarch64_qemu():
+    rc, out = _run(["bash", "tests/cpp/run_aarch64.sh"], timeout=1200)
+    if rc == 77:
+        pytest.skip("aarch64 cross tools missing and not installable here:\n" + out)
+    if rc != 0:
+        pytest.fail(f"tests/cpp/run_aarch64.sh exited with {rc}:\n{out}", pytrace=False)
+    print(out)
+    assert "testing paths: reference scalar neon" in out
+    assert " 0 failed" in out.splitlines()[-1]
