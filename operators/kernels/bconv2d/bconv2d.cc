@@ -93,6 +93,22 @@ std::vector<TapRange> tap_ranges(int64_t out, int64_t in, int64_t k, int64_t str
   return r;
 }
 
+// Maps each output index to a class of equal tap ranges; class 0 is the full range [0, k).
+std::vector<int> classify(const std::vector<TapRange>& ranges, int64_t k,
+                          std::vector<TapRange>* distinct) {
+  distinct->assign(1, TapRange{0, k});
+  std::vector<int> cls(ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    size_t c = 0;
+    while (c < distinct->size() &&
+           ((*distinct)[c].lo != ranges[i].lo || (*distinct)[c].hi != ranges[i].hi))
+      ++c;
+    if (c == distinct->size()) distinct->push_back(ranges[i]);
+    cls[i] = static_cast<int>(c);
+  }
+  return cls;
+}
+
 }  // namespace
 
 void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
@@ -130,28 +146,38 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
     for (int64_t i = 0; i < wpp; ++i) pad_word[i] = ~word_t{0};
     if (cg % kWordBits) pad_word[wpp - 1] = (word_t{1} << (cg % kWordBits)) - 1;
   }
-  const std::vector<TapRange> ry = tap_ranges(OH, H, kh, s.stride_h, s.pad_h, s.dilate_h);
-  const std::vector<TapRange> rx = tap_ranges(OW, W, kw, s.stride_w, s.pad_w, s.dilate_w);
-  bool any_border = false;
-  for (const TapRange& r : ry) any_border |= (r.lo != 0 || r.hi != kh);
-  for (const TapRange& r : rx) any_border |= (r.lo != 0 || r.hi != kw);
-  const bool correct = s.pad_value == 0 && any_border;
-  // prefix[o][y][x] = sum_{ky < y, kx < x} S(o, ky, kx), S = 2 popcount(W[o][tap]) - cg.
-  const int64_t pstride = (kh + 1) * (kw + 1);
-  std::vector<int32_t> prefix(correct ? s.out_channels * pstride : 0, 0);
+  // Output rows (columns) whose kernel rows (columns) are not all inside the input come in a few
+  // distinct tap ranges; a border pixel's class is its (row range, column range) pair.
+  std::vector<TapRange> yranges, xranges;
+  const std::vector<int> ycls = classify(tap_ranges(OH, H, kh, s.stride_h, s.pad_h, s.dilate_h), kh, &yranges);
+  const std::vector<int> xcls = classify(tap_ranges(OW, W, kw, s.stride_w, s.pad_w, s.dilate_w), kw, &xranges);
+  const int64_t ny = static_cast<int64_t>(yranges.size()), nx = static_cast<int64_t>(xranges.size());
+  const bool correct = s.pad_value == 0 && ny * nx > 1;
+  // corr[yc * nx + xc][o] = sum of S(o, t) over the taps t outside the input for that class
+  // (class 0 x 0 is the interior: 0), with S(o, t) = 2 popcount(W[o][t]) - cg. The popcounts of
+  // all (output channel, tap) word runs are one GEMV against a zero vector, done by the path's
+  // own kernel; the sums run over o in the innermost loop so that they vectorise.
+  const int64_t ncls = ny * nx, O = s.out_channels;
+  std::vector<int32_t> corr(correct ? ncls * O : 0, 0);
   if (correct) {
-    for (int64_t o = 0; o < s.out_channels; ++o) {
-      int32_t* pf = prefix.data() + o * pstride;
-      for (int64_t ky = 0; ky < kh; ++ky)
-        for (int64_t kx = 0; kx < kw; ++kx) {
-          const word_t* wt = packed_w + (o * T + ky * kw + kx) * wpp;
-          int64_t pc = 0;
-          for (int64_t i = 0; i < wpp; ++i) pc += __builtin_popcountll(wt[i]);
-          const int32_t S = static_cast<int32_t>(2 * pc - cg);
-          pf[(ky + 1) * (kw + 1) + kx + 1] =
-              S + pf[ky * (kw + 1) + kx + 1] + pf[(ky + 1) * (kw + 1) + kx] - pf[ky * (kw + 1) + kx];
-        }
-    }
+    std::vector<int32_t> pc(O * T), St(T * O);
+    std::vector<word_t> zeros(wpp, 0);
+    const BGemmKernel& gemv = select_bgemm_kernel(path, O * T, 1, wpp);
+    bgemm_with_kernel(gemv, O * T, 1, wpp, packed_w, wpp, zeros.data(), wpp, pc.data(), 1, threads);
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t t = 0; t < T; ++t) St[t * O + o] = 2 * pc[o * T + t] - static_cast<int32_t>(cg);
+    for (int64_t yc = 0; yc < ny; ++yc)
+      for (int64_t xc = 0; xc < nx; ++xc) {
+        int32_t* c = corr.data() + (yc * nx + xc) * O;
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            if (ky >= yranges[yc].lo && ky < yranges[yc].hi && kx >= xranges[xc].lo &&
+                kx < xranges[xc].hi)
+              continue;  // inside the input
+            const int32_t* st = St.data() + (ky * kw + kx) * O;
+            for (int64_t o = 0; o < O; ++o) c[o] += st[o];
+          }
+      }
   }
 
   // 3. GEMM per (image, group, panel of output pixels, chunk of output channels).
@@ -168,8 +194,7 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
   {
     AlignedBuffer<word_t> panel_buf(K * nr);
     AlignedBuffer<int32_t> counts(split.rows * nr);
-    std::vector<int32_t> corr_y0(nr), corr_y1(nr), corr_x0(nr), corr_x1(nr);
-    std::vector<char> border(nr);
+    std::vector<int> border(nr), border_cls(nr);  // panel columns that are border pixels
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t chunk = t % split.chunks, rest = t / split.chunks;
@@ -206,40 +231,24 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
       const int64_t m0 = chunk * split.rows, rows = std::min(mg, m0 + split.rows) - m0;
       kernel.run(rows, K, packed_w + (g * mg + m0) * K, K, panel, n, counts.get(), nr);
 
-      // Output transform (+ border correction).
-      bool any = false;
+      // Output transform (+ border correction): integer dot products first (the correction
+      // only for the border pixels of the panel), then one vectorisable float pass per row.
+      int nborder = 0;
       if (correct) {
         for (int j = 0; j < n; ++j) {
-          const TapRange& yr = ry[(n0 + j) / OW];
-          const TapRange& xr = rx[(n0 + j) % OW];
-          border[j] = (yr.lo != 0 || yr.hi != kh || xr.lo != 0 || xr.hi != kw);
-          any |= border[j] != 0;
-          corr_y0[j] = static_cast<int32_t>(yr.lo * (kw + 1));
-          corr_y1[j] = static_cast<int32_t>(yr.hi * (kw + 1));
-          corr_x0[j] = static_cast<int32_t>(xr.lo);
-          corr_x1[j] = static_cast<int32_t>(xr.hi);
+          const int cls = static_cast<int>(ycls[(n0 + j) / OW] * nx + xcls[(n0 + j) % OW]);
+          if (cls == 0) continue;
+          border[nborder] = j;
+          border_cls[nborder] = cls;
+          ++nborder;
         }
       }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t o = g * mg + m0 + r;
-        const int32_t* c = counts.get() + r * nr;
-        float* out = output + (b * s.out_channels + o) * P + n0;
-        if (!any) {
-          for (int j = 0; j < n; ++j)
-            out[j] = output_transform(nbits - 2 * int64_t{c[j]}, scale, bias, o);
-        } else {
-          const int32_t* pf = prefix.data() + o * pstride;
-          const int32_t total = pf[pstride - 1];
-          for (int j = 0; j < n; ++j) {
-            int64_t dot = nbits - 2 * int64_t{c[j]};
-            if (border[j]) {
-              const int32_t rect = pf[corr_y1[j] + corr_x1[j]] - pf[corr_y0[j] + corr_x1[j]] -
-                                   pf[corr_y1[j] + corr_x0[j]] + pf[corr_y0[j] + corr_x0[j]];
-              dot += total - rect;
-            }
-            out[j] = output_transform(dot, scale, bias, o);
-          }
-        }
+        int32_t* dot = counts.get() + r * nr;  // counts become dot products in place
+        for (int j = 0; j < n; ++j) dot[j] = static_cast<int32_t>(nbits) - 2 * dot[j];
+        for (int i = 0; i < nborder; ++i) dot[border[i]] += corr[border_cls[i] * O + o];
+        write_output(dot, n, scale, bias, o, output + (b * s.out_channels + o) * P + n0);
       }
     }
   }
