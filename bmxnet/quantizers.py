@@ -483,13 +483,14 @@ class DoReFa(Quantizer):
             return F.QActivation(x, act_bit=self.k_bit, grad_cancel=self.clip_value)
         # weights: same values as the operator, clipped straight-through gradient
         levels = float(2 ** self.k_bit - 1)
-        t = F.tanh(x)
+        xc = F.stop_gradient(x)  # no gradient through tanh / max (the operator's STE)
+        t = F.tanh(xc)
         m = F.max(F.abs(t))
-        m = F.where(m > 0, m, F.ones_like(m))
+        m = m + (m <= 0)  # an all-zero tensor divides by 1
         v = F.broadcast_div(t, 2 * m) + 0.5
-        q = 2 * (F.round(levels * v) / levels) - 1
-        mask = F.stop_gradient(F.abs(x) <= self.clip_value)
-        return F.stop_gradient(q) + (x - F.stop_gradient(x)) * mask
+        q = F.stop_gradient(2 * (F.round(levels * v) / levels) - 1)
+        mask = F.stop_gradient(F.abs(xc) <= self.clip_value)
+        return q + (x - xc) * mask
 
     def get_config(self):
         return {"k_bit": self.k_bit, "mode": self.mode, "clip_value": self.clip_value}
