@@ -189,6 +189,8 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
   const int64_t tasks = col_tasks * split.chunks;
   const bool direct = T == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
   const word_t* pk = packed.get();
+  // Where word k of the im2col row of panel column j goes.
+  const int64_t kstride = kernel.row_panel ? 1 : nr, jstride = kernel.row_panel ? K : 1;
 
 #pragma omp parallel num_threads(threads) if (threads > 1 && tasks > 1)
   {
@@ -206,11 +208,12 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
       // im2col of pixels n0 .. n0+n-1 into the panel.
       if (direct) {
         // 1x1, stride 1, no padding: the im2col row of a pixel is its packed input word run.
-        pack_panel(nr, K, pk + ((b * HW + n0) * G + g) * wpp, G * wpp, n, panel);
+        pack_panel(kernel, K, pk + ((b * HW + n0) * G + g) * wpp, G * wpp, n, panel);
       } else {
         for (int j = 0; j < nr; ++j) {
           if (j >= n) {
-            for (int64_t k = 0; k < K; ++k) panel[k * nr + j] = 0;
+            if (!kernel.row_panel)
+              for (int64_t k = 0; k < K; ++k) panel[k * nr + j] = 0;
             continue;
           }
           const int64_t oy = (n0 + j) / OW, ox = (n0 + j) % OW;
@@ -218,11 +221,11 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
             const int64_t iy = oy * s.stride_h - s.pad_h + ky * s.dilate_h;
             for (int64_t kx = 0; kx < kw; ++kx) {
               const int64_t ix = ox * s.stride_w - s.pad_w + kx * s.dilate_w;
-              word_t* dst = panel + (ky * kw + kx) * wpp * nr + j;
+              word_t* dst = panel + (ky * kw + kx) * wpp * kstride + j * jstride;
               const word_t* src = (iy >= 0 && iy < H && ix >= 0 && ix < W)
                                       ? pk + ((b * HW + iy * W + ix) * G + g) * wpp
                                       : pad_word.data();
-              for (int64_t i = 0; i < wpp; ++i) dst[i * nr] = src[i];
+              for (int64_t i = 0; i < wpp; ++i) dst[i * kstride] = src[i];
             }
           }
         }

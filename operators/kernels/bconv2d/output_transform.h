@@ -28,13 +28,16 @@
 //         dot(o,p) = T * Cg - 2 c(o,p) + sum_{t outside at p} S(o,t).
 //     The taps outside the input at p form the complement of a rectangle of taps (the valid
 //     kernel rows are a contiguous range because the input row of tap ky, y*stride - pad +
-//     ky*dilation, is monotone in ky; likewise columns), so with a 2-D prefix sum of S over the
-//     taps, per output channel, the correction is
-//         sum_{t outside} S = S_total(o) - rect(o, ky0, ky1, kx0, kx1),
-//     O(1) per border pixel, and exactly 0 for interior pixels (which skip it). The correction is
-//     an integer added before the conversion to float, so the result is exact.
-// The prefix tables are built per call from the packed weights (output channels x taps popcounts:
-// cheap next to the convolution) so the public API needs no extra weight tensor.
+//     ky*dilation, is monotone in ky; likewise columns). Output rows therefore fall into a few
+//     classes of equal kernel-row range (typically: top border rows, the interior, bottom border
+//     rows), and output columns likewise; a pixel's class is the pair. bconv2d.cc builds
+//         corr[class][o] = sum_{t outside the class's rectangle} S(o,t)
+//     once per call (classes x output channels, with the sum over o innermost so it
+//     vectorises; the interior class is 0) and adds corr[class(p)][o] to the dot products of
+//     the border pixels only. The correction is an integer added before the conversion to
+//     float, so the result is exact.
+// The S(o,t) come from the packed weights (one GEMV of all weight word runs against zero words,
+// on the same kernel path) at every call, so the public API needs no extra weight tensor.
 //
 // The output transform
 // --------------------

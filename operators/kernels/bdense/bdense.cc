@@ -53,8 +53,8 @@ void bdense_with_path(Path path, int64_t batch, int64_t in_units, int64_t num_hi
   const int nr = kernel.nr;
   const int64_t panels = (batch + nr - 1) / nr;
   RowSplit split = split_rows(num_hidden, panels, threads);
-  if (nr == 1) {
-    // GEMV: keep a chunk of weight rows (<= 256 KiB) in cache while all columns pass over it;
+  if (kernel.row_panel) {
+    // GEMV: keep a chunk of weight rows (<= 256 KiB) in cache while all panels pass over it;
     // tasks run chunk-major for that reason.
     int64_t rows = std::max<int64_t>(4, (int64_t{256} * 1024 / 8 / K) / 4 * 4);
     if (rows < split.rows) split.rows = rows;
@@ -63,16 +63,16 @@ void bdense_with_path(Path path, int64_t batch, int64_t in_units, int64_t num_hi
   const int64_t tasks = panels * split.chunks;
 #pragma omp parallel num_threads(threads) if (threads > 1 && tasks > 1)
   {
-    AlignedBuffer<word_t> panel_buf(nr > 1 ? K * nr : 1);
+    AlignedBuffer<word_t> panel_buf(kernel.row_panel ? 1 : K * nr);
     AlignedBuffer<int32_t> counts(split.rows * nr);
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t chunk = t / panels, p = t % panels;
       const int64_t n0 = p * nr;
       const int n = static_cast<int>(std::min<int64_t>(nr, batch - n0));
-      const word_t* panel = xp.get() + n0 * K;  // nr == 1: the packed row is the panel
-      if (nr > 1) {
-        pack_panel(nr, K, xp.get() + n0 * K, K, n, panel_buf.get());
+      const word_t* panel = xp.get() + n0 * K;  // row panel: the packed rows in place
+      if (!kernel.row_panel) {
+        pack_panel(kernel, K, xp.get() + n0 * K, K, n, panel_buf.get());
         panel = panel_buf.get();
       }
       const int64_t m0 = chunk * split.rows, rows = std::min(num_hidden, m0 + split.rows) - m0;

@@ -13,8 +13,13 @@
 // SIMD kernel loads one vector of columns and broadcasts one word of A per row: the popcounts
 // then accumulate lane-wise and never need a horizontal reduction (which would cost ~2x).
 // Columns j >= n of a partial panel are zero-filled by the packer; kernels may read them but
-// write only the n valid columns. A kernel with nr == 1 (a GEMV kernel) reads B rows directly,
-// with K along the SIMD lanes; it is the better choice for few columns (dense layers, batch 1).
+// write only the n valid columns.
+//
+// GEMV kernels (few columns: dense layers with batch 1, tiny feature maps) instead put K along
+// the SIMD lanes and take a *row panel*: up to nr rows of B, row j at panel + j * K, which are
+// just B's own rows when B is contiguous (no packing at all). They read each row of A once for
+// all columns of the panel and reduce horizontally once per output at the end; they never read
+// rows j >= n.
 //
 // Every optimised kernel has the same signature as the reference kernel kBGemmReference and is
 // tested against bgemm_reference on awkward M/N/K (tests/cpp/test_bgemm.cc).
@@ -29,14 +34,16 @@ namespace bmx {
 
 enum class Path : unsigned;  // from dispatch.h, which ISA files need not include
 
-// counts[m * ldc + j] = sum_{k<K} popcount(A[m * lda + k] ^ panel[k * nr + j]),
-// for 0 <= m < M and 0 <= j < n <= nr.
+// counts[m * ldc + j] = sum_{k<K} popcount(A[m * lda + k] ^ B_j[k]) for 0 <= m < M and
+// 0 <= j < n <= nr, where B_j[k] = panel[k * nr + j] (k-major panel) or panel[j * K + k] (row
+// panel, see BGemmKernel::row_panel).
 using PanelKernelFn = void (*)(int64_t M, int64_t K, const word_t* A, int64_t lda,
                                const word_t* panel, int n, int32_t* counts, int64_t ldc);
 
 struct BGemmKernel {
   const char* name;  // e.g. "4x40_avx512": rows x columns of the register tile, and the ISA
   int nr;            // panel width (columns per call)
+  bool row_panel;    // false: panel[k * nr + j] (k-major); true: panel[j * K + k] (GEMV kernels)
   PanelKernelFn run;
 };
 
@@ -45,13 +52,13 @@ extern const BGemmKernel kBGemmReference;
 // Portable C++: 4x2 register tile, and a 4-row GEMV.
 extern const BGemmKernel kBGemm4x2Portable;
 extern const BGemmKernel kBGemv4x1Portable;
-// The ISA kernels exist only when CMakeLists.txt built that path.
+// The ISA kernels exist only when CMakeLists.txt built that path. GEMV names give rows x columns.
 extern const BGemmKernel kBGemm4x8Avx2;
-extern const BGemmKernel kBGemv4x1Avx2;
+extern const BGemmKernel kBGemv4x2Avx2;
 extern const BGemmKernel kBGemm4x40Avx512;
-extern const BGemmKernel kBGemv4x1Avx512;
+extern const BGemmKernel kBGemv4x4Avx512;
 extern const BGemmKernel kBGemm4x8Neon;
-extern const BGemmKernel kBGemv4x1Neon;
+extern const BGemmKernel kBGemv4x4Neon;
 
 // THE kernel choice (LCE's SelectRuntimeKernel style): by path and shape. N is the number of
 // columns the caller will process (output pixels of one image, or the batch of a dense layer).
@@ -60,9 +67,10 @@ const BGemmKernel& select_bgemm_kernel(Path path, int64_t M, int64_t N, int64_t 
 // Every kernel of a path (for tests): writes up to max pointers, returns how many there are.
 int bgemm_kernels_for_path(Path path, const BGemmKernel** out, int max);
 
-// Packs rows [0, n) of B (row j at B + j * ldb) into a panel of width nr (panel[k * nr + j]),
-// zero-filling columns n..nr-1. n <= nr.
-void pack_panel(int nr, int64_t K, const word_t* B, int64_t ldb, int64_t n, word_t* panel);
+// Packs rows [0, n) of B (row j at B + j * ldb), n <= kernel.nr, into the kernel's panel layout
+// (k-major panels get columns n..nr-1 zero-filled).
+void pack_panel(const BGemmKernel& kernel, int64_t K, const word_t* B, int64_t ldb, int64_t n,
+                word_t* panel);
 
 // counts = A x B^T with the given kernel (B row-major, packed into panels here).
 // num_threads <= 0 means omp_get_max_threads().

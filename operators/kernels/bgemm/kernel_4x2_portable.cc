@@ -66,7 +66,7 @@ void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* 
 
 }  // namespace
 
-const BGemmKernel kBGemm4x2Portable = {"4x2_portable", kNr, run_4x2};
-const BGemmKernel kBGemv4x1Portable = {"gemv4x1_portable", 1, run_gemv};
+const BGemmKernel kBGemm4x2Portable = {"4x2_portable", kNr, false, run_4x2};
+const BGemmKernel kBGemv4x1Portable = {"gemv4x1_portable", 1, true, run_gemv};
 
 }  // namespace bmx

@@ -1,6 +1,6 @@
 // AVX-512 VPOPCNTDQ binary GEMM kernels: a 4x40 register tile for panels, and a 4-row GEMV.
 // Compiled with -mavx512f -mavx512bw -mavx512vpopcntdq (see CMakeLists.txt); only reached
-// through kBGemm4x40Avx512 / kBGemv4x1Avx512 (see dispatch.h for the rules of ISA files).
+// through kBGemm4x40Avx512 / kBGemv4x4Avx512 (see dispatch.h for the rules of ISA files).
 //
 // 4x40 tile. The panel holds the same K-word of 40 consecutive columns (pixels) as 5 zmm of 8
 // words each. Per K-word the kernel loads those 5 vectors once and, for each of 4 rows (output
@@ -11,10 +11,11 @@
 // Edge tiles (fewer than 4 rows, fewer than 40 columns) use instantiations with fewer rows and
 // fewer column vectors; a partial last vector is stored with a mask.
 //
-// GEMV (nr = 1). For one column of B (batch-1 dense layers), K runs along the lanes: 4 rows of
-// A are processed together, each row xor'ed with the same 8 words of B, popcounted and
-// accumulated in its own zmm; one horizontal sum per row at the very end. The K tail is read
-// with masked loads (masked-off words are 0 in both, so they count nothing).
+// GEMV (row panel of up to 4 columns). For few columns of B (dense layers with a small batch),
+// K runs along the lanes: 4 rows of A are loaded 8 words at a time, each xor'ed with the same 8
+// words of every column, popcounted and accumulated in its own zmm (16 accumulators); one
+// horizontal sum per output at the very end. Every row of A is read once for all columns. The
+// K tail is read with masked loads (masked-off words are 0 in both, so they count nothing).
 #include <immintrin.h>
 
 #include "bgemm/bgemm.h"
@@ -77,41 +78,59 @@ void run_4x40(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* 
   }
 }
 
-template <int R>
-void gemv_rows(int64_t K, const word_t* A, int64_t lda, const word_t* b, int32_t* counts,
+// R rows of A against NB rows of B, K along the lanes.
+template <int R, int NB>
+void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
                int64_t ldc) {
-  __m512i acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+  __m512i acc[R][NB];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_si512();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    const __m512i vb = _mm512_loadu_si512(b + k);
+    __m512i vb[NB];
+    for (int j = 0; j < NB; ++j) vb[j] = _mm512_loadu_si512(B + j * K + k);
     for (int r = 0; r < R; ++r) {
       const __m512i va = _mm512_loadu_si512(A + r * lda + k);
-      acc[r] = _mm512_add_epi64(acc[r], _mm512_popcnt_epi64(_mm512_xor_si512(va, vb)));
+      for (int j = 0; j < NB; ++j)
+        acc[r][j] = _mm512_add_epi64(acc[r][j], _mm512_popcnt_epi64(_mm512_xor_si512(va, vb[j])));
     }
   }
   if (k < K) {
     const __mmask8 lanes = static_cast<__mmask8>((1u << (K - k)) - 1);
-    const __m512i vb = _mm512_maskz_loadu_epi64(lanes, b + k);
+    __m512i vb[NB];
+    for (int j = 0; j < NB; ++j) vb[j] = _mm512_maskz_loadu_epi64(lanes, B + j * K + k);
     for (int r = 0; r < R; ++r) {
       const __m512i va = _mm512_maskz_loadu_epi64(lanes, A + r * lda + k);
-      acc[r] = _mm512_add_epi64(acc[r], _mm512_popcnt_epi64(_mm512_xor_si512(va, vb)));
+      for (int j = 0; j < NB; ++j)
+        acc[r][j] = _mm512_add_epi64(acc[r][j], _mm512_popcnt_epi64(_mm512_xor_si512(va, vb[j])));
     }
   }
-  for (int r = 0; r < R; ++r) counts[r * ldc] = static_cast<int32_t>(_mm512_reduce_add_epi64(acc[r]));
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j)
+      counts[r * ldc + j] = static_cast<int32_t>(_mm512_reduce_add_epi64(acc[r][j]));
+}
+
+template <int NB>
+void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B,
+               int32_t* counts, int64_t ldc) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) gemv_tile<4, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
+  for (; m < M; ++m) gemv_tile<1, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
 }
 
 void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
               int32_t* counts, int64_t ldc) {
-  (void)n;  // nr == 1: always one column
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) gemv_rows<4>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
-  for (; m < M; ++m) gemv_rows<1>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
+  switch (n) {
+    case 1: gemv_rows<1>(M, K, A, lda, panel, counts, ldc); break;
+    case 2: gemv_rows<2>(M, K, A, lda, panel, counts, ldc); break;
+    case 3: gemv_rows<3>(M, K, A, lda, panel, counts, ldc); break;
+    default: gemv_rows<4>(M, K, A, lda, panel, counts, ldc); break;
+  }
 }
 
 }  // namespace
 
-const BGemmKernel kBGemm4x40Avx512 = {"4x40_avx512", kNr, run_4x40};
-const BGemmKernel kBGemv4x1Avx512 = {"gemv4x1_avx512", 1, run_gemv};
+const BGemmKernel kBGemm4x40Avx512 = {"4x40_avx512", kNr, false, run_4x40};
+const BGemmKernel kBGemv4x4Avx512 = {"gemv4x4_avx512", 4, true, run_gemv};
 
 }  // namespace bmx

@@ -1,9 +1,11 @@
-// AVX2 binary GEMM kernels: a 4x8 register tile for panels, and a 4-row GEMV.
+// AVX2 binary GEMM kernels: a 4x8 register tile for panels, and a 4x2 GEMV (K along the lanes,
+// 4 rows of A against up to 2 rows of B, byte counters flushed like the tile's).
 // Compiled with -mavx2 -mfma (see CMakeLists.txt); only reached through kBGemm4x8Avx2 /
-// kBGemv4x1Avx2 (see dispatch.h for the rules of ISA files).
+// kBGemv4x2Avx2 (see dispatch.h for the rules of ISA files).
 //
 // AVX2 has no vector popcount, so popcount(x) is computed per byte with the nibble table
-// (Mula's pshufb method): lo = x & 0x0f, hi = (x >> 4) & 0x0f, bytecount = T[lo] + T[hi] with
+// (W. Muła, N. Kurz, D. Lemire, "Faster Population Counts Using AVX2 Instructions",
+// https://arxiv.org/abs/1611.07612, section "vectorized lookup"): lo = x & 0x0f, hi = (x >> 4) & 0x0f, bytecount = T[lo] + T[hi] with
 // T = popcounts of 0..15 held in a register and looked up by vpshufb. A byte count is at most 8,
 // so byte accumulators can take 31 K-words (31 * 8 = 248 <= 255) before vpsadbw folds each
 // group of 8 bytes, i.e. each 64-bit lane, into a 64-bit sum.
@@ -96,58 +98,76 @@ void run_4x8(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* p
   }
 }
 
-template <int R>
-void gemv_rows(int64_t K, const word_t* A, int64_t lda, const word_t* b, int32_t* counts,
+// R rows of A against NB rows of B, K along the lanes (4 words per ymm).
+template <int R, int NB>
+void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
                int64_t ldc) {
   const __m256i table = nibble_table();
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  __m256i sum[R];
-  for (int r = 0; r < R; ++r) sum[r] = _mm256_setzero_si256();
+  __m256i sum[R][NB];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) sum[r][j] = _mm256_setzero_si256();
   const int64_t kfull = K / 4 * 4;
   for (int64_t k0 = 0; k0 < kfull; k0 += 4 * kByteBlock) {
     const int64_t k1 = kfull - k0 < 4 * kByteBlock ? kfull : k0 + 4 * kByteBlock;
-    __m256i acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+    __m256i acc[R][NB];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_setzero_si256();
     for (int64_t k = k0; k < k1; k += 4) {
-      const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + k));
+      __m256i vb[NB];
+      for (int j = 0; j < NB; ++j)
+        vb[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B + j * K + k));
       for (int r = 0; r < R; ++r) {
         const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A + r * lda + k));
-        acc[r] = _mm256_add_epi8(acc[r], popcount_bytes(_mm256_xor_si256(va, vb), table, low4));
+        for (int j = 0; j < NB; ++j)
+          acc[r][j] = _mm256_add_epi8(acc[r][j], popcount_bytes(_mm256_xor_si256(va, vb[j]), table, low4));
       }
     }
     for (int r = 0; r < R; ++r)
-      sum[r] = _mm256_add_epi64(sum[r], _mm256_sad_epu8(acc[r], _mm256_setzero_si256()));
+      for (int j = 0; j < NB; ++j)
+        sum[r][j] = _mm256_add_epi64(sum[r][j], _mm256_sad_epu8(acc[r][j], _mm256_setzero_si256()));
   }
   if (kfull < K) {  // 1..3 words left: masked loads read 0 for the rest
     const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
     const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(K - kfull), idx);
-    const __m256i vb = _mm256_maskload_epi64(reinterpret_cast<const long long*>(b + kfull), mask);
+    __m256i vb[NB];
+    for (int j = 0; j < NB; ++j)
+      vb[j] = _mm256_maskload_epi64(reinterpret_cast<const long long*>(B + j * K + kfull), mask);
     for (int r = 0; r < R; ++r) {
       const __m256i va =
           _mm256_maskload_epi64(reinterpret_cast<const long long*>(A + r * lda + kfull), mask);
-      sum[r] = _mm256_add_epi64(
-          sum[r], _mm256_sad_epu8(popcount_bytes(_mm256_xor_si256(va, vb), table, low4),
-                                  _mm256_setzero_si256()));
+      for (int j = 0; j < NB; ++j)
+        sum[r][j] = _mm256_add_epi64(
+            sum[r][j], _mm256_sad_epu8(popcount_bytes(_mm256_xor_si256(va, vb[j]), table, low4),
+                                       _mm256_setzero_si256()));
     }
   }
-  for (int r = 0; r < R; ++r) {
-    const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sum[r]), _mm256_extracti128_si256(sum[r], 1));
-    const __m128i s1 = _mm_add_epi64(s2, _mm_unpackhi_epi64(s2, s2));
-    counts[r * ldc] = _mm_cvtsi128_si32(s1);
-  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) {
+      const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sum[r][j]),
+                                       _mm256_extracti128_si256(sum[r][j], 1));
+      const __m128i s1 = _mm_add_epi64(s2, _mm_unpackhi_epi64(s2, s2));
+      counts[r * ldc + j] = _mm_cvtsi128_si32(s1);
+    }
+}
+
+template <int NB>
+void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B,
+               int32_t* counts, int64_t ldc) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) gemv_tile<4, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
+  for (; m < M; ++m) gemv_tile<1, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
 }
 
 void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
               int32_t* counts, int64_t ldc) {
-  (void)n;  // nr == 1: always one column
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) gemv_rows<4>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
-  for (; m < M; ++m) gemv_rows<1>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
+  if (n == 1) gemv_rows<1>(M, K, A, lda, panel, counts, ldc);
+  else gemv_rows<2>(M, K, A, lda, panel, counts, ldc);
 }
 
 }  // namespace
 
-const BGemmKernel kBGemm4x8Avx2 = {"4x8_avx2", kNr, run_4x8};
-const BGemmKernel kBGemv4x1Avx2 = {"gemv4x1_avx2", 1, run_gemv};
+const BGemmKernel kBGemm4x8Avx2 = {"4x8_avx2", kNr, false, run_4x8};
+const BGemmKernel kBGemv4x2Avx2 = {"gemv4x2_avx2", 2, true, run_gemv};
 
 }  // namespace bmx

@@ -1,5 +1,6 @@
-// NEON (aarch64) binary GEMM kernels: a 4x8 register tile for panels, and a 4-row GEMV.
-// Only reached through kBGemm4x8Neon / kBGemv4x1Neon (see dispatch.h for the rules of ISA files).
+// NEON (aarch64) binary GEMM kernels: a 4x8 register tile for panels, and a 4x4 GEMV (K along
+// the lanes, 4 rows of A against up to 4 rows of B). Only reached through kBGemm4x8Neon /
+// kBGemv4x4Neon (see dispatch.h for the rules of ISA files).
 //
 // NEON's popcount is per byte (vcnt). The byte counts of xor(a, b) are pairwise-added into
 // 16-bit accumulators with vpadal (one instruction does the add and the accumulate), so a K-word
@@ -84,43 +85,60 @@ void run_4x8(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* p
   }
 }
 
-template <int R>
-void gemv_rows(int64_t K, const word_t* A, int64_t lda, const word_t* b, int32_t* counts,
+// R rows of A against NB rows of B, K along the lanes (2 words per q register).
+template <int R, int NB>
+void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
                int64_t ldc) {
-  uint64x2_t sum[R];
-  for (int r = 0; r < R; ++r) sum[r] = vdupq_n_u64(0);
+  uint64x2_t sum[R][NB];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) sum[r][j] = vdupq_n_u64(0);
   const int64_t kfull = K / 2 * 2;
   for (int64_t k0 = 0; k0 < kfull; k0 += 2 * kU16Block) {
     const int64_t k1 = kfull - k0 < 2 * kU16Block ? kfull : k0 + 2 * kU16Block;
-    uint16x8_t acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = vdupq_n_u16(0);
+    uint16x8_t acc[R][NB];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NB; ++j) acc[r][j] = vdupq_n_u16(0);
     for (int64_t k = k0; k < k1; k += 2) {
-      const uint64x2_t vb = vld1q_u64(b + k);
-      for (int r = 0; r < R; ++r) acc[r] = accumulate(acc[r], vld1q_u64(A + r * lda + k), vb);
+      uint64x2_t vb[NB];
+      for (int j = 0; j < NB; ++j) vb[j] = vld1q_u64(B + j * K + k);
+      for (int r = 0; r < R; ++r) {
+        const uint64x2_t va = vld1q_u64(A + r * lda + k);
+        for (int j = 0; j < NB; ++j) acc[r][j] = accumulate(acc[r][j], va, vb[j]);
+      }
     }
-    for (int r = 0; r < R; ++r) sum[r] = flush(sum[r], acc[r]);
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NB; ++j) sum[r][j] = flush(sum[r][j], acc[r][j]);
   }
-  for (int r = 0; r < R; ++r) {
-    uint64_t total = vaddvq_u64(sum[r]);
-    if (kfull < K) {  // one word left
-      const uint8x8_t c = vcnt_u8(vcreate_u8(A[r * lda + kfull] ^ b[kfull]));
-      total += vaddv_u8(c);
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) {
+      uint64_t total = vaddvq_u64(sum[r][j]);
+      if (kfull < K)  // one word left
+        total += vaddv_u8(vcnt_u8(vcreate_u8(A[r * lda + kfull] ^ B[j * K + kfull])));
+      counts[r * ldc + j] = static_cast<int32_t>(total);
     }
-    counts[r * ldc] = static_cast<int32_t>(total);
-  }
+}
+
+template <int NB>
+void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B,
+               int32_t* counts, int64_t ldc) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) gemv_tile<4, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
+  for (; m < M; ++m) gemv_tile<1, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
 }
 
 void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
               int32_t* counts, int64_t ldc) {
-  (void)n;  // nr == 1: always one column
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) gemv_rows<4>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
-  for (; m < M; ++m) gemv_rows<1>(K, A + m * lda, lda, panel, counts + m * ldc, ldc);
+  switch (n) {
+    case 1: gemv_rows<1>(M, K, A, lda, panel, counts, ldc); break;
+    case 2: gemv_rows<2>(M, K, A, lda, panel, counts, ldc); break;
+    case 3: gemv_rows<3>(M, K, A, lda, panel, counts, ldc); break;
+    default: gemv_rows<4>(M, K, A, lda, panel, counts, ldc); break;
+  }
 }
 
 }  // namespace
 
-const BGemmKernel kBGemm4x8Neon = {"4x8_neon", kNr, run_4x8};
-const BGemmKernel kBGemv4x1Neon = {"gemv4x1_neon", 1, run_gemv};
+const BGemmKernel kBGemm4x8Neon = {"4x8_neon", kNr, false, run_4x8};
+const BGemmKernel kBGemv4x4Neon = {"gemv4x4_neon", 4, true, run_gemv};
 
 }  // namespace bmx
