@@ -3,12 +3,12 @@
 // Compiled with -mavx2 -mfma (see CMakeLists.txt); only reached through kBGemm4x8Avx2 /
 // kBGemv4x2Avx2 (see dispatch.h for the rules of ISA files).
 //
-// AVX2 has no vector popcount, so popcount(x) is computed per byte with the nibble table
-// (W. Muła, N. Kurz, D. Lemire, "Faster Population Counts Using AVX2 Instructions",
-// https://arxiv.org/abs/1611.07612, section "vectorized lookup"): lo = x & 0x0f, hi = (x >> 4) & 0x0f, bytecount = T[lo] + T[hi] with
-// T = popcounts of 0..15 held in a register and looked up by vpshufb. A byte count is at most 8,
-// so byte accumulators can take 31 K-words (31 * 8 = 248 <= 255) before vpsadbw folds each
-// group of 8 bytes, i.e. each 64-bit lane, into a 64-bit sum.
+// AVX2 has no vector popcount, so popcount(x) is computed per byte with the nibble table of
+// W. Muła, N. Kurz, D. Lemire, "Faster Population Counts Using AVX2 Instructions"
+// (https://arxiv.org/abs/1611.07612, "vectorized lookup"): lo = x & 0x0f, hi = (x >> 4) & 0x0f,
+// bytecount = T[lo] + T[hi] with T = popcounts of 0..15 in a register, looked up by vpshufb.
+// A byte count is at most 8, so byte accumulators can take 31 K-words (31 * 8 = 248 <= 255)
+// before vpsadbw folds each group of 8 bytes, i.e. each 64-bit lane, into a 64-bit sum.
 //
 // 4x8 tile: the panel holds the same K-word of 8 columns as 2 ymm of 4 words; per K-word the 4
 // rows each broadcast their word. 8 byte accumulators + 2 column vectors + table + mask + a few
