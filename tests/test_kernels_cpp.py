@@ -77,6 +77,27 @@ def test_kernel_path_override(kernels_test_exe):
     assert rc == 0 and out.strip().splitlines()[-1] == best and "no_such_path" in out
 
 
+def test_isa_objects_export_only_descriptors(kernels_test_exe):
+    """The ODR rule of operators/kernels/dispatch.h: an ISA-specific object file (compiled with
+    -mavx2 / -mavx512*) may define no weak or inline symbol another file could share (the linker
+    could keep its AVX-512 copy for everyone), and export nothing but the kernel descriptors."""
+    if shutil.which("nm") is None:
+        pytest.skip("nm (binutils) not available")
+    objects = [p for p in BUILD.rglob("*.o") if p.name.endswith(("_avx2.cc.o", "_avx512.cc.o"))]
+    if not objects:
+        pytest.skip("no AVX2/AVX-512 objects on this architecture")
+    for obj in objects:
+        out = _check(["nm", "-C", "--defined-only", str(obj)], timeout=60)
+        for line in out.splitlines():
+            parts = line.split(maxsplit=2)
+            if len(parts) < 3:
+                continue
+            kind, name = parts[1], parts[2]
+            assert kind not in ("W", "V", "u", "w", "v"), f"{obj.name}: weak/unique symbol {name}"
+            if kind.isupper():
+                assert name.startswith("bmx::k"), f"{obj.name} exports {name}"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="uses Debian's cross compiler and qemu-user")
 def test_kernels_aarch64_qemu():
     rc, out = _run(["bash", "tests/cpp/run_aarch64.sh"], timeout=1200, env=_test_env())

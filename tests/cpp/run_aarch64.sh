@@ -27,7 +27,7 @@ if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || ! find_qemu >/dev/null;
     echo "run_aarch64.sh: installing g++-aarch64-linux-gnu and qemu-user" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu qemu-user >/dev/null
+    apt-get install -y -qq g++-aarch64-linux-gnu qemu-user >/dev/null
   else
     echo "run_aarch64.sh: aarch64-linux-gnu-g++ or qemu-aarch64 missing and cannot install" \
          "(need root and apt-get): apt-get install g++-aarch64-linux-gnu qemu-user" >&2
