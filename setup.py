@@ -32,6 +32,10 @@ class CMakeBuild(build_ext):
                      "pip install 'mxnet==1.9.1' first, then pip install --no-build-isolation .")
         mxnet_root = os.path.dirname(os.path.abspath(mxnet.__file__))
         out_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
+        # An editable install copies the library into the source tree's bmxnet/lib/, which a
+        # fresh clone lacks (it holds only build outputs).
+        for folder in (out_dir, os.path.join(ROOT, "bmxnet", "lib")):
+            os.makedirs(folder, exist_ok=True)
         build_dir = os.path.join(ROOT, "build", "ops")
         os.makedirs(build_dir, exist_ok=True)
         subprocess.check_call(["cmake", "-S", ext.source_dir, "-B", build_dir,
