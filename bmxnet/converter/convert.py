@@ -1,0 +1,704 @@
+"""Converting trained models into binarized (packed 1-bit) models.
+
+Every ``QConvolution`` / ``QFullyConnected`` node with ``act_bit = weight_bit = 1`` (the
+defaults when a node does not say) gets its float weight replaced by packed int64 words (see
+:mod:`bmxnet.converter.packing`) and ``binarized_weights_only=True``; nodes with
+``scaling_mode='forward'`` get one more input, ``<node>_weight_scale``, holding the per-channel
+mean |W| the operator computed from the float weights. Everything else (float layers, BatchNorm,
+k-bit Q-layers) is copied unchanged. The operators run the same packed xnor kernels on float and
+packed weights, so a converted model computes bit-identical outputs.
+
+Two entry points:
+
+>>> sym, args, aux, report = convert_model(sym, arg_params, aux_params)   # in memory
+>>> report = convert_checkpoint("out/mnist-0001.params", verify=2)       # files
+>>> print(report.format())
+
+Parameters are matched to nodes through the graph, by the name of the variable node that feeds
+the operator's weight input, never by name patterns.
+"""
+import json
+import os
+import re
+
+import mxnet as mx
+import numpy as np
+
+from . import packing
+from .graph import (AlreadyBinarizedError, ConversionError, DTYPE_IDS, atomic_write,
+                    data_input_names, flag, guess_data_shape, load_params_file, load_symbol_file,
+                    node_attrs, parse_int, parse_tuple, shape_consistent, split_params)
+
+__all__ = ["convert_model", "convert_checkpoint", "verify_models", "channel_scale",
+           "LayerReport", "ConversionReport", "output_paths", "Q_OPS"]
+
+Q_OPS = ("QConvolution", "QFullyConnected")
+
+# Operators whose inputs after the first are stored parameters (weights, biases, BN statistics).
+_PARAMETRIC_OPS = ("Convolution", "Deconvolution", "FullyConnected", "BatchNorm", "Embedding",
+                   "LayerNorm", "InstanceNorm", "GroupNorm", "LeakyReLU") + Q_OPS
+
+
+def channel_scale(w):
+    """Per output channel mean |W|, exactly as the operators compute it for scaling_mode='forward'.
+
+    Sequential float64 sum over each channel's weights, one float64 division, one rounding to
+    float32.
+    """
+    w = np.asarray(w, np.float32)
+    flat = np.abs(w.reshape(w.shape[0], -1)).astype(np.float64)
+    return (np.cumsum(flat, axis=1)[:, -1] / flat.shape[1]).astype(np.float32)
+
+
+class LayerReport:
+    """What the converter did with one Q-layer.
+
+    Attributes
+    ----------
+    name, op : str
+        Node name and operator (QConvolution / QFullyConnected).
+    action : str
+        'packed', 'copied' (not 1-bit) or 'already packed'.
+    reason : str
+        Why a layer was copied (e.g. 'act_bit=2, weight_bit=4').
+    weight : str
+        Name of the weight parameter.
+    weight_shape, packed_shape : tuple or None
+    weight_bits, packed_bits : int
+        Storage of the weight before and after (float32 = 32 bits per weight; packed = 64 bits
+        per word, unused padding bits included).
+    scale : str or None
+        Name of the added ``weight_scale`` parameter (scaling_mode='forward').
+    max_abs_diff : float or None
+        Largest output difference of this layer between the models (after verification).
+    """
+
+    def __init__(self, name, op, action, weight, weight_shape=None, reason="", act_bit=1,
+                 weight_bit=1):
+        self.name, self.op, self.action, self.weight = name, op, action, weight
+        self.weight_shape = tuple(weight_shape) if weight_shape is not None else None
+        self.reason, self.act_bit, self.weight_bit = reason, act_bit, weight_bit
+        self.packed_shape = None
+        self.weight_bits = self.packed_bits = 0
+        self.scale = None
+        self.max_abs_diff = None
+
+    @property
+    def ratio(self):
+        return self.weight_bits / self.packed_bits if self.packed_bits else None
+
+    def to_dict(self):
+        return {k: getattr(self, k) for k in ("name", "op", "action", "reason", "weight",
+                                              "weight_shape", "packed_shape", "weight_bits",
+                                              "packed_bits", "ratio", "scale", "max_abs_diff")}
+
+
+def _nbytes(arrays):
+    return int(sum(v.size * np.dtype(v.dtype).itemsize for v in arrays.values()))
+
+
+def _fmt_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+        n /= 1024.0
+
+
+class ConversionReport:
+    """Result of a conversion: per-layer actions, sizes, output files and verification.
+
+    Attributes
+    ----------
+    layers : list of LayerReport
+    params_bytes_before, params_bytes_after : int
+        All parameter tensors (arg and aux) of the model before / after conversion.
+    binary_bits_before, binary_bits_after : int
+        The packed layers' weights only, before (float) and after (packed words).
+    ratio : float or None
+        ``binary_bits_before / binary_bits_after`` (exactly 32.0 when every packed layer's
+        input channel count is a multiple of 64; smaller otherwise, because each run of
+        channels is padded to whole 64-bit words).
+    files : dict
+        After :func:`convert_checkpoint`: 'symbol_in', 'params_in', 'symbol_out', 'params_out'
+        paths and, when written, their sizes in 'sizes' ({path: bytes}).
+    verify : dict or None
+        After verification: 'samples', 'data_shape', 'max_abs_diff' (over the model outputs),
+        'argmax_equal' (bool) and 'layers' ({layer: max_abs_diff}).
+    dry_run : bool
+    """
+
+    def __init__(self, layers, params_before, params_after, source="model"):
+        self.layers = layers
+        self.params_bytes_before = _nbytes(params_before)
+        self.params_bytes_after = _nbytes(params_after)
+        self.source = source
+        self.files = {}
+        self.verify = None
+        self.dry_run = False
+
+    @property
+    def packed_layers(self):
+        return [layer for layer in self.layers if layer.action in ("packed", "repacked")]
+
+    @property
+    def binary_bits_before(self):
+        return sum(layer.weight_bits for layer in self.packed_layers)
+
+    @property
+    def binary_bits_after(self):
+        return sum(layer.packed_bits for layer in self.packed_layers)
+
+    @property
+    def ratio(self):
+        after = self.binary_bits_after
+        return self.binary_bits_before / after if after else None
+
+    def to_dict(self):
+        return {"source": self.source, "layers": [layer.to_dict() for layer in self.layers],
+                "params_bytes_before": self.params_bytes_before,
+                "params_bytes_after": self.params_bytes_after,
+                "binary_bits_before": self.binary_bits_before,
+                "binary_bits_after": self.binary_bits_after, "ratio": self.ratio,
+                "files": dict(self.files), "verify": self.verify, "dry_run": self.dry_run}
+
+    def format(self):
+        """The human-readable table printed by ``model_converter``."""
+        lines = []
+        head = "%-28s %-16s %-8s %-18s %-16s %11s %11s %7s" % (
+            "layer", "op", "action", "weight", "packed", "before", "after", "ratio")
+        lines.append(head)
+        lines.append("-" * len(head))
+        for layer in self.layers:
+            if layer.action in ("packed", "repacked"):
+                extra = "  + %s" % layer.scale if layer.scale else ""
+                if layer.action == "repacked":
+                    extra = "  (%s)" % layer.reason
+                lines.append("%-28s %-16s %-8s %-18s %-16s %11s %11s %6.2fx%s" % (
+                    layer.name, layer.op, layer.action[:-2], str(layer.weight_shape),
+                    str(layer.packed_shape), _fmt_bytes(layer.weight_bits // 8),
+                    _fmt_bytes(layer.packed_bits // 8), layer.ratio, extra))
+            else:
+                lines.append("%-28s %-16s %-8s %s" % (
+                    layer.name, layer.op, "copy" if layer.action == "copied" else "keep",
+                    layer.reason))
+        packed = self.packed_layers
+        if packed:
+            lines.append("1-bit weights: %s -> %s (%d -> %d bits), compression %.2fx%s" % (
+                _fmt_bytes(self.binary_bits_before // 8), _fmt_bytes(self.binary_bits_after // 8),
+                self.binary_bits_before, self.binary_bits_after, self.ratio,
+                "" if abs(self.ratio - 32.0) < 1e-12 else
+                " (below 32x: input channel counts that are not multiples of 64 are padded to "
+                "whole 64-bit words)"))
+        else:
+            lines.append("no 1-bit QConvolution / QFullyConnected layer to pack")
+        lines.append("all parameters: %s -> %s (%.2fx)" % (
+            _fmt_bytes(self.params_bytes_before), _fmt_bytes(self.params_bytes_after),
+            self.params_bytes_before / max(self.params_bytes_after, 1)))
+        sizes = self.files.get("sizes", {})
+        for key in ("params_in", "params_out", "symbol_out"):
+            path = self.files.get(key)
+            if path and path in sizes:
+                lines.append("%-10s %s (%s)" % (key.replace("_", " ") + ":", path,
+                                                _fmt_bytes(sizes[path])))
+        if self.verify is not None:
+            v = self.verify
+            lines.append("verify: %d random input(s) of shape %s: max |difference| of the outputs "
+                         "= %g, argmax equal: %s" % (v["samples"], tuple(v["data_shape"]),
+                                                     v["max_abs_diff"], v["argmax_equal"]))
+            for name, diff in v["layers"].items():
+                lines.append("  %-28s max |difference| = %g" % (name, diff))
+        if self.dry_run:
+            lines.append("dry run: nothing written")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.format()
+
+
+def _to_nd(value):
+    if isinstance(value, mx.nd.NDArray):
+        return value
+    arr = np.asarray(value)
+    return mx.nd.array(arr, dtype=arr.dtype)
+
+
+def _layer_params(node, attrs):
+    """(num_out, kernel or None) of a Q node, with a ConversionError on unreadable attributes."""
+    try:
+        if node["op"] == "QConvolution":
+            return parse_int(attrs.get("num_filter"), None), parse_tuple(attrs.get("kernel"), 2, 1)
+        return parse_int(attrs.get("num_hidden"), None), None
+    except (TypeError, ValueError) as err:
+        raise ConversionError("layer '%s' (%s) has unreadable attributes: %s"
+                              % (node["name"], node["op"], err))
+
+
+def _check_weight(node, attrs, wname, w, source):
+    num_out, kernel = _layer_params(node, attrs)
+    name, op = node["name"], node["op"]
+    if op == "QConvolution":
+        want = "(%s, C/num_group, %d, %d)" % (num_out, kernel[0], kernel[1])
+        ok = w.ndim == 4 and w.shape[0] == num_out and tuple(w.shape[2:]) == kernel
+    else:
+        want = "(%s, in_units)" % num_out
+        ok = w.ndim == 2 and w.shape[0] == num_out
+    if not ok:
+        raise ConversionError(
+            "shape mismatch in layer '%s' (%s): its attributes need weight '%s' of shape %s, "
+            "but %s holds %s; the params file does not belong to this symbol — pass the matching "
+            "PREFIX-symbol.json / .params pair" % (name, op, wname, want, source,
+                                                    tuple(w.shape)))
+    if w.size == 0:
+        raise ConversionError("weight '%s' of layer '%s' is empty (shape %s)"
+                              % (wname, name, tuple(w.shape)))
+    return num_out
+
+
+def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="the model"):
+    """Packs the 1-bit layers of an in-memory model.
+
+    Parameters
+    ----------
+    sym : mx.sym.Symbol
+    arg_params, aux_params : dict of str -> NDArray (numpy arrays are accepted too)
+        As returned by ``mx.model.load_checkpoint``.
+    skip_binarized : bool, default False
+        Layers that already hold packed weights (``binarized_weights_only=True``) raise
+        :class:`AlreadyBinarizedError` unless this is True; then they are kept as they are.
+    source : str
+        What to call the parameters in error messages (e.g. the .params path).
+
+    Returns
+    -------
+    (sym, arg_params, aux_params, report)
+        The converted symbol, new parameter dicts (unchanged arrays are shared, not copied) and
+        a :class:`ConversionReport`.
+
+    Raises
+    ------
+    ConversionError
+        A weight the graph needs is missing, a shape does not match the layer's attributes, a
+        weight is not a stored parameter, or the model is binarized already.
+    """
+    if not isinstance(sym, mx.sym.Symbol):
+        raise ConversionError("convert_model needs an mx.sym.Symbol, got %s" % type(sym).__name__)
+    arg_params = {k: _to_nd(v) for k, v in (arg_params or {}).items()}
+    aux_params = {k: _to_nd(v) for k, v in (aux_params or {}).items()}
+    graph = json.loads(sym.tojson())
+    nodes = graph["nodes"]
+    _check_required_params(nodes, arg_params, aux_params, source)
+
+    consumers = {}  # variable index -> [(node index, input position)]
+    for i, node in enumerate(nodes):
+        for pos, entry in enumerate(node["inputs"]):
+            consumers.setdefault(entry[0], []).append((i, pos))
+    existing = {n["name"] for n in nodes} | set(arg_params) | set(aux_params)
+
+    new_args = dict(arg_params)
+    layers, packed_vars, scale_nodes = [], {}, {}
+    for i, node in enumerate(nodes):
+        if node["op"] not in Q_OPS:
+            continue
+        name, op = node["name"], node["op"]
+        attrs = node_attrs(node)
+        try:
+            act_bit = parse_int(attrs.get("act_bit"), 1)
+            weight_bit = parse_int(attrs.get("weight_bit"), 1)
+            packed_already = flag(attrs.get("binarized_weights_only"))
+            no_bias = flag(attrs.get("no_bias"))
+        except ValueError as err:
+            raise ConversionError("layer '%s' (%s) has an unreadable attribute: %s"
+                                  % (name, op, err))
+        if len(node["inputs"]) < 2:
+            raise ConversionError("layer '%s' (%s) has no weight input" % (name, op))
+        windex = node["inputs"][1][0]
+        wnode = nodes[windex]
+        wname = wnode["name"]
+        if packed_already:
+            if not skip_binarized:
+                raise AlreadyBinarizedError(
+                    "%s is already binarized: layer '%s' (%s) has binarized_weights_only=True "
+                    "and packed weights; it needs no conversion (load it as it is), and packing it "
+                    "again would corrupt it — convert the original, unconverted checkpoint "
+                    "instead" % (source, name, op))
+            layers.append(LayerReport(name, op, "already packed", wname,
+                                      reason="already packed (binarized_weights_only=True)"))
+            continue
+        if act_bit != 1 or weight_bit != 1:
+            layers.append(LayerReport(name, op, "copied", wname, reason="k-bit layer (act_bit=%d, "
+                                      "weight_bit=%d): copied unchanged" % (act_bit, weight_bit),
+                                      act_bit=act_bit, weight_bit=weight_bit))
+            continue
+        if wnode["op"] != "null":
+            raise ConversionError("the weight of layer '%s' (%s) is computed by node '%s' (%s), "
+                                  "not stored as a parameter; only stored weights can be packed"
+                                  % (name, op, wname, wnode["op"]))
+        if wname not in arg_params:
+            raise ConversionError("%s lacks the weight '%s' that layer '%s' (%s) needs; pass the "
+                                  ".params file saved together with this symbol"
+                                  % (source, wname, name, op))
+        warr = arg_params[wname]
+        if not np.issubdtype(np.dtype(warr.dtype), np.floating):
+            raise ConversionError(
+                "weight '%s' of layer '%s' is %s, not float, but the layer is not marked "
+                "binarized_weights_only; the file looks half-converted — convert the original "
+                "checkpoint" % (wname, name, np.dtype(warr.dtype).name))
+        w = warr.asnumpy()
+        num_out = _check_weight(node, attrs, wname, w, source)
+        if not no_bias and len(node["inputs"]) > 2:
+            bnode = nodes[node["inputs"][2][0]]
+            bias = arg_params.get(bnode["name"])
+            if bnode["op"] == "null" and bias is not None and tuple(bias.shape) != (num_out,):
+                raise ConversionError("shape mismatch in layer '%s' (%s): bias '%s' must have "
+                                      "shape (%d,), %s holds %s" % (name, op, bnode["name"],
+                                                                    num_out, source,
+                                                                    tuple(bias.shape)))
+        users = consumers.get(windex, [])
+        for user, pos in users:
+            unode = nodes[user]
+            uattrs = node_attrs(unode)
+            same = unode["op"] == op and pos == 1 and \
+                parse_int(uattrs.get("act_bit"), 1) == 1 and \
+                parse_int(uattrs.get("weight_bit"), 1) == 1
+            if not same:
+                raise ConversionError("weight '%s' of layer '%s' is also used by '%s' (%s), which "
+                                      "needs it unpacked; such shared weights cannot be packed"
+                                      % (wname, name, unode["name"], unode["op"]))
+        if op == "QConvolution":
+            packed = packing.pack_conv_weights(w)
+        else:
+            packed = packing.pack_dense_weights(w)
+        report = LayerReport(name, op, "packed", wname, w.shape)
+        report.packed_shape = tuple(packed.shape)
+        report.weight_bits = int(w.size) * np.dtype(w.dtype).itemsize * 8
+        report.packed_bits = int(packed.size) * 64
+        if wname not in packed_vars:
+            packed_vars[wname] = (windex, packed)
+            new_args[wname] = mx.nd.array(packed, dtype=np.int64)
+        if attrs.get("scaling_mode", "none").strip() == "forward":
+            sname = "%s_weight_scale" % name
+            if sname in existing:
+                raise ConversionError("layer '%s' needs a new parameter '%s' for its weight scale, "
+                                      "but the model already has something of that name; rename "
+                                      "the layer" % (name, sname))
+            existing.add(sname)
+            new_args[sname] = mx.nd.array(channel_scale(w), dtype=np.float32)
+            scale_nodes[i] = (sname, num_out, 3 if not no_bias else 2)
+            report.scale = sname
+        layers.append(report)
+
+    # Mark the packed layers and their weight variables (shape and dtype for bind/simple_bind).
+    for windex, packed in packed_vars.values():
+        wattrs = nodes[windex].setdefault("attrs", {})
+        wattrs["__shape__"] = str(tuple(packed.shape))
+        wattrs["__dtype__"] = str(DTYPE_IDS[np.dtype(np.int64)])
+    for node in nodes:
+        if node["op"] in Q_OPS and node["inputs"][1][0] in {v[0] for v in packed_vars.values()}:
+            node.setdefault("attrs", {})["binarized_weights_only"] = "True"
+            if "attr" in node:
+                node["attr"]["binarized_weights_only"] = "True"
+    graph = _insert_scale_inputs(graph, scale_nodes)
+    try:
+        new_sym = mx.sym.load_json(json.dumps(graph))
+    except mx.base.MXNetError as err:  # pragma: no cover - the graph was valid before
+        raise ConversionError("the converted graph is invalid: %s" % str(err).strip())
+    new_args = {k: v for k, v in new_args.items() if k in set(new_sym.list_arguments())
+                or k in arg_params}
+    report = ConversionReport(layers, dict(arg_params, **aux_params),
+                              dict(new_args, **aux_params), source)
+    return new_sym, new_args, dict(aux_params), report
+
+
+def _check_data_shape(model, data_shape, source):
+    sym, args, aux = model
+    free = [a for a in sym.list_arguments() if a not in args]
+    data, _ = data_input_names(json.loads(sym.tojson()), free)
+    if len(data) == 1 and not shape_consistent(
+            sym, {data[0]: tuple(data_shape)}, {k: v.shape for k, v in args.items()},
+            {k: v.shape for k, v in aux.items()}):
+        raise ConversionError("the parameters in %s do not fit the graph for input shape %s "
+                              "(a weight has the wrong shape, or the input shape is wrong)"
+                              % (source, tuple(data_shape)))
+
+
+def _describe_repacked(report, model):
+    """Report entries for the BMXNet layers whose words were re-packed into our layout."""
+    by_name = {layer.name: layer for layer in report.layers}
+    for info in model.layers:
+        layer = by_name.get(info["name"])
+        if layer is None or not info["packed"]:
+            continue
+        shape = info["weight_shape"]
+        words = model.arg_params[info["weight"]]
+        layer.action = "repacked"
+        layer.weight_shape, layer.packed_shape = tuple(shape), tuple(words.shape)
+        layer.weight_bits = int(np.prod(shape)) * 32  # as float32 weights
+        layer.packed_bits = int(words.size) * 64
+        layer.reason = "from BMXNet %d-bit words" % info["word_bits"]
+
+
+def _check_required_params(nodes, arg_params, aux_params, source):
+    for node in nodes:
+        if node["op"] not in _PARAMETRIC_OPS:
+            continue
+        for entry in node["inputs"][1:]:
+            var = nodes[entry[0]]
+            if var["op"] == "null" and var["name"] not in arg_params \
+                    and var["name"] not in aux_params:
+                raise ConversionError("%s lacks the parameter '%s' that layer '%s' (%s) needs; "
+                                      "pass the .params file saved together with this symbol"
+                                      % (source, var["name"], node["name"], node["op"]))
+
+
+def _insert_scale_inputs(graph, scale_nodes):
+    """Adds a variable node before each node in ``scale_nodes`` and wires it as an input."""
+    if not scale_nodes:
+        return graph
+    old = graph["nodes"]
+    new, remap = [], {}
+    for i, node in enumerate(old):
+        if i in scale_nodes:
+            sname, num_out, _ = scale_nodes[i]
+            new.append({"op": "null", "name": sname, "inputs": [],
+                        "attrs": {"__shape__": str((num_out,)),
+                                  "__dtype__": str(DTYPE_IDS[np.dtype(np.float32)])}})
+            scale_index = len(new) - 1
+        remap[i] = len(new)
+        node = dict(node)
+        node["inputs"] = [[remap[e[0]]] + list(e[1:]) for e in node["inputs"]]
+        if i in scale_nodes:
+            pos = scale_nodes[i][2]
+            node["inputs"].insert(pos, [scale_index, 0, 0])
+        new.append(node)
+    graph = dict(graph)
+    graph["nodes"] = new
+    graph["arg_nodes"] = [i for i, n in enumerate(new) if n["op"] == "null"]
+    graph["heads"] = [[remap[h[0]]] + list(h[1:]) for h in graph["heads"]]
+    graph.pop("node_row_ptr", None)  # recomputed by MXNet on load
+    return graph
+
+
+# ------------------------------------------------------------------------------------------
+# Verification
+# ------------------------------------------------------------------------------------------
+def _bind(sym, arg_params, aux_params, inputs):
+    args = dict(arg_params)
+    args.update(inputs)
+    args = {k: v for k, v in args.items() if k in set(sym.list_arguments())}
+    aux = {k: v for k, v in aux_params.items() if k in set(sym.list_auxiliary_states())}
+    return sym.bind(mx.cpu(), args=args, aux_states=aux, grad_req="null")
+
+
+def verify_models(sym_a, args_a, aux_a, sym_b, args_b, aux_b, *, samples=1, data_shape=None,
+                  layers=(), seed=0):
+    """Runs ``samples`` random inputs (standard normal) through two models and compares them.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Node names present in both graphs whose outputs are compared too.
+    data_shape : tuple or None
+        Shape of the (single) data input, batch included; guessed from the weights when None.
+
+    Returns
+    -------
+    dict with 'samples', 'data_shape', 'max_abs_diff' (over all outputs), 'argmax_equal'
+    (argmax over axis 1 of the first output agrees everywhere) and 'layers'
+    ({name: max_abs_diff}).
+    """
+    graph = json.loads(sym_a.tojson())
+    free = [a for a in sym_a.list_arguments() if a not in args_a]
+    data, labels = data_input_names(graph, free)
+    if len(data) != 1:
+        raise ConversionError("verification needs a model with exactly one data input, this one "
+                              "has %s" % (data or "none"))
+    if data_shape is None:
+        data_shape = guess_data_shape(sym_a, graph, args_a, aux_a)
+        if data_shape is None:
+            raise ConversionError("cannot work out the input shape of '%s' for --verify; pass it "
+                                  "with --data-shape (e.g. --data-shape 1,3,224,224)" % data[0])
+    data_shape = tuple(int(d) for d in data_shape)
+    known = {k: v.shape for k, v in args_a.items()}
+    known_aux = {k: v.shape for k, v in aux_a.items()}
+    if not shape_consistent(sym_a, {data[0]: data_shape}, known, known_aux):
+        raise ConversionError("input shape %s does not fit the model's weights; pass the right "
+                              "one with --data-shape" % (data_shape,))
+    label_shapes = {}
+    if labels:
+        shapes, _, _ = sym_a.infer_shape_partial(**dict(known, **{data[0]: data_shape}))
+        label_shapes = {n: s for n, s in zip(sym_a.list_arguments(), shapes) if n in labels}
+
+    def group(sym):
+        internals = sym.get_internals()
+        outs = [sym[i] for i in range(len(sym.list_outputs()))]
+        outs += [internals[name + "_output"] for name in layers]
+        return mx.sym.Group(outs)
+
+    rng = np.random.RandomState(seed)
+    n_out = len(sym_a.list_outputs())
+    max_out, per_layer, argmax_ok = 0.0, {name: 0.0 for name in layers}, True
+    ex_a = ex_b = None
+    for _ in range(int(samples)):
+        inputs = {data[0]: mx.nd.array(rng.randn(*data_shape).astype(np.float32))}
+        inputs.update({n: mx.nd.zeros(s) for n, s in label_shapes.items()})
+        if ex_a is None:
+            ex_a = _bind(group(sym_a), args_a, aux_a, inputs)
+            ex_b = _bind(group(sym_b), args_b, aux_b, inputs)
+        outs_a = ex_a.forward(is_train=False, **inputs)
+        outs_a = [o.asnumpy() for o in outs_a]
+        outs_b = [o.asnumpy() for o in ex_b.forward(is_train=False, **inputs)]
+        for k, (a, b) in enumerate(zip(outs_a, outs_b)):
+            diff = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
+            if np.isnan(diff) or (np.isnan(a) != np.isnan(b)).any():
+                diff = float("inf")
+            if k < n_out:
+                max_out = max(max_out, diff)
+                if k == 0 and a.ndim >= 2 and not np.array_equal(a.argmax(1), b.argmax(1)):
+                    argmax_ok = False
+            else:
+                name = layers[k - n_out]
+                per_layer[name] = max(per_layer[name], diff)
+    return {"samples": int(samples), "data_shape": data_shape, "max_abs_diff": max_out,
+            "argmax_equal": argmax_ok, "layers": per_layer}
+
+
+# ------------------------------------------------------------------------------------------
+# Files
+# ------------------------------------------------------------------------------------------
+_PARAMS_NAME = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d+)\.params$")
+
+
+def output_paths(params_path, output_dir=None, *, from_bmxnet=False):
+    """(symbol_in, symbol_out, params_out) for ``PREFIX-EPOCH.params``.
+
+    The outputs are ``binarized_PREFIX-symbol.json`` and ``binarized_PREFIX-EPOCH.params`` in
+    ``output_dir`` (default: the input's folder). For a BMXNet model whose PREFIX starts with
+    ``binarized_`` already, that prefix is not doubled.
+    """
+    base = os.path.basename(params_path)
+    match = _PARAMS_NAME.match(base)
+    if not match:
+        raise ConversionError("%s is not named PREFIX-EPOCH.params (e.g. mnist-0001.params); the "
+                              "converter finds PREFIX-symbol.json from that name" % params_path)
+    prefix, epoch = match.group("prefix"), match.group("epoch")
+    folder = os.path.dirname(os.path.abspath(params_path))
+    out = os.path.abspath(output_dir) if output_dir else folder
+    out_prefix = prefix
+    if from_bmxnet and out_prefix.startswith("binarized_"):
+        out_prefix = out_prefix[len("binarized_"):]
+    return (os.path.join(folder, prefix + "-symbol.json"),
+            os.path.join(out, "binarized_%s-symbol.json" % out_prefix),
+            os.path.join(out, "binarized_%s-%s.params" % (out_prefix, epoch)))
+
+
+def _check_output_dir(folder):
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ConversionError("output folder %s is a file, not a folder; pass another "
+                              "--output-dir" % folder)
+    if not os.path.isdir(folder):
+        try:
+            os.makedirs(folder)
+        except OSError as err:
+            raise ConversionError("cannot create the output folder %s: %s; pass another "
+                                  "--output-dir" % (folder, err.strerror or err))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConversionError("cannot write to %s (permission denied); pass a writable "
+                              "--output-dir" % folder)
+
+
+def convert_checkpoint(params_path, *, output_dir=None, dry_run=False, verify=0, data_shape=None,
+                       from_bmxnet=False, symbol_path=None, seed=0):
+    """Converts ``PREFIX-EPOCH.params`` (+ ``PREFIX-symbol.json`` beside it) into
+    ``binarized_PREFIX-symbol.json`` + ``binarized_PREFIX-EPOCH.params``.
+
+    Parameters
+    ----------
+    params_path : str
+        The checkpoint's parameter file; the symbol is read from ``PREFIX-symbol.json`` in the
+        same folder.
+    output_dir : str, optional
+        Where the binarized files go (created if missing); default: next to the input.
+    dry_run : bool
+        Plan only: read, check and convert in memory, write nothing.
+    verify : int
+        Number of random inputs run through the original and the converted model before
+        anything is written; a difference in any output or packed layer raises
+        ConversionError (and nothing is written).
+    data_shape : tuple, optional
+        Input shape for ``verify`` (batch first); guessed from the first layer's weight when
+        omitted.
+    from_bmxnet : bool
+        The input is a BMXNet v1 model (see :mod:`bmxnet.legacy`).
+    symbol_path : str, optional
+        The symbol json, when it is not ``PREFIX-symbol.json`` beside ``params_path``.
+    seed : int
+        Seed of the random verification inputs.
+
+    Returns
+    -------
+    ConversionReport
+        ``report.files`` holds the paths (and, once written, the sizes in bytes) of the input and
+        output files; ``report.verify`` the verification result when ``verify > 0``.
+    """
+    params_path = os.fspath(params_path)
+    symbol_in, symbol_out, params_out = output_paths(params_path, output_dir,
+                                                      from_bmxnet=from_bmxnet)
+    if symbol_path is not None:
+        symbol_in = os.fspath(symbol_path)
+    if not os.path.isfile(params_path):
+        raise ConversionError("params file %s not found" % params_path)
+    if from_bmxnet:
+        from .. import legacy
+        model = legacy.read(symbol_in, params_path, data_shape=data_shape)
+        sym, arg_params, aux_params = model.symbol, model.arg_params, model.aux_params
+        # Reference for --verify: the same network with the decoded +-1 float weights.
+        ref = (model.float_symbol, model.float_arg_params, model.aux_params)
+    else:
+        sym, _ = load_symbol_file(symbol_in)
+        arg_params, aux_params = split_params(load_params_file(params_path), sym, params_path)
+        ref = (sym, arg_params, aux_params)
+    new_sym, new_args, new_aux, report = convert_model(
+        sym, arg_params, aux_params, skip_binarized=from_bmxnet, source=params_path)
+    if from_bmxnet:
+        report.params_bytes_before = _nbytes(load_params_file(params_path))
+        _describe_repacked(report, model)
+    report.files = {"symbol_in": symbol_in, "params_in": params_path, "symbol_out": symbol_out,
+                    "params_out": params_out,
+                    "sizes": {p: os.path.getsize(p) for p in (symbol_in, params_path)}}
+    report.dry_run = bool(dry_run)
+    if data_shape is not None and not verify:
+        _check_data_shape(ref, data_shape, params_path)
+    if verify:
+        names = [layer.name for layer in report.layers
+                 if layer.action in ("packed", "repacked", "already packed")]
+        result = verify_models(ref[0], ref[1], ref[2], new_sym, new_args, new_aux,
+                               samples=verify, data_shape=data_shape, layers=names, seed=seed)
+        report.verify = result
+        for layer in report.layers:
+            layer.max_abs_diff = result["layers"].get(layer.name)
+        bad = {k: v for k, v in result["layers"].items() if v != 0}
+        if result["max_abs_diff"] != 0 or bad:
+            raise ConversionError("verification failed: the converted model differs from the "
+                                  "original (max |difference| %g at the outputs, layers %s); "
+                                  "nothing was written — please report this as a bug"
+                                  % (result["max_abs_diff"], bad or "equal"))
+    if dry_run:
+        return report
+    for path in (symbol_out, params_out):
+        if os.path.abspath(path) in (os.path.abspath(symbol_in), os.path.abspath(params_path)):
+            raise ConversionError("the output %s would overwrite the input file; pass another "
+                                  "folder with --output-dir" % path)
+    _check_output_dir(os.path.dirname(params_out))
+    save = {"arg:" + k: v for k, v in new_args.items()}
+    save.update({"aux:" + k: v for k, v in new_aux.items()})
+
+    def write_symbol(tmp):
+        with open(tmp, "w") as f:
+            f.write(new_sym.tojson())
+
+    def write_params(tmp):
+        mx.nd.save(tmp, save)
+
+    atomic_write([(symbol_out, write_symbol), (params_out, write_params)])
+    report.files["sizes"].update({p: os.path.getsize(p) for p in (symbol_out, params_out)})
+    return report
