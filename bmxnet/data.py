@@ -195,14 +195,18 @@ def _subset(X, y, n):
 
 # ------------------------------------------------------------------------------------------------
 class _RecIterator:
-    """mx.io.ImageRecordIter as an iterator of (data, label), reset every epoch."""
+    """mx.io.ImageRecordIter as an iterator of (data, label). A new ImageRecordIter is made for
+    every epoch: after a padded last batch, reset() of the same one starts the next epoch
+    wherever the padding left off, so epochs would differ in length and content."""
 
-    def __init__(self, it):
-        self._it = it
+    def __init__(self, **kwargs):
+        self._kwargs = kwargs
+        self._epoch = 0
 
     def __iter__(self):
-        self._it.reset()
-        for batch in self._it:
+        self._epoch += 1
+        it = mx.io.ImageRecordIter(seed=self._epoch, **self._kwargs)
+        for batch in it:
             n = batch.data[0].shape[0] - batch.pad
             yield batch.data[0][:n], batch.label[0][:n]
 
@@ -220,10 +224,11 @@ def _imagenet(data_dir, batch_size, image_size, num_workers):
                       batch_size=batch_size, shuffle=train, rand_crop=train, rand_mirror=train,
                       resize=int(image_size * 256 / 224), preprocess_threads=num_workers or 1,
                       mean_r=123.68, mean_g=116.779, mean_b=103.939,
-                      std_r=58.393, std_g=57.12, std_b=57.375, round_batch=False)
+                      std_r=58.393, std_g=57.12, std_b=57.375,
+                      round_batch=True)  # round_batch=False leaves pad=0 and garbage rows
             if os.path.exists(idx):
                 kw["path_imgidx"] = idx
-            its.append(_RecIterator(mx.io.ImageRecordIter(**kw)))
+            its.append(_RecIterator(**kw))
         return its[0], its[1], None, None, None
     from mxnet.gluon.data import DataLoader
     from mxnet.gluon.data.vision import ImageFolderDataset, transforms

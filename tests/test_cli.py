@@ -1,0 +1,203 @@
+"""`bmxnet train` end to end on small subsets, and the data loaders on tiny files written here
+(MNIST idx, CIFAR-10 pickles, an ImageNet-style image folder and a .rec file)."""
+import csv
+import gzip
+import io
+import os
+import pickle
+import struct
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from bmxnet import cli, data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---- synthetic files --------------------------------------------------------------------------
+def _write_idx(path, arr, gz=False):
+    code = {np.uint8: 0x08}[arr.dtype.type]
+    raw = struct.pack(">BBBB", 0, 0, code, arr.ndim) + struct.pack(">" + "I" * arr.ndim,
+                                                                   *arr.shape) + arr.tobytes()
+    with (gzip.open(path + ".gz", "wb") if gz else open(path, "wb")) as f:
+        f.write(raw)
+
+
+def _mnist_dir(tmp_path, rng, n=(40, 20)):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    for split, count, gz in (("train", n[0], True), ("t10k", n[1], False)):
+        _write_idx(str(d / ("%s-images-idx3-ubyte" % split)),
+                   rng.randint(0, 256, (count, 28, 28)).astype(np.uint8), gz)
+        _write_idx(str(d / ("%s-labels-idx1-ubyte" % split)),
+                   rng.randint(0, 10, count).astype(np.uint8), gz)
+    return str(d)
+
+
+def _cifar_dir(tmp_path, rng, per_batch=8):
+    d = tmp_path / "cifar" / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    names = ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {b"data": rng.randint(0, 256, (per_batch, 3072)).astype(np.uint8),
+                 b"labels": list(rng.randint(0, 10, per_batch))}
+        with open(str(d / name), "wb") as f:
+            pickle.dump(batch, f)
+    return str(tmp_path / "cifar")
+
+
+def _jpeg(rng, size=(40, 36)):
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(rng.randint(0, 256, size + (3,)).astype(np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _imagenet_dirs(tmp_path, rng):
+    root = tmp_path / "imagenet"
+    for split in ("train", "val"):
+        for cls in ("n01", "n02", "n03"):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(2):
+                (d / ("%d.jpg" % i)).write_bytes(_jpeg(rng))
+    return str(root)
+
+
+def _rec_dir(tmp_path, rng):
+    root = tmp_path / "rec"
+    root.mkdir()
+    for split in ("train", "val"):
+        rec = mx.recordio.MXIndexedRecordIO(str(root / (split + ".idx")),
+                                            str(root / (split + ".rec")), "w")
+        for i in range(5):
+            header = mx.recordio.IRHeader(0, float(i % 3), i, 0)
+            rec.write_idx(i, mx.recordio.pack(header, _jpeg(rng)))
+        rec.close()
+    return str(root)
+
+
+# ---- loaders ----------------------------------------------------------------------------------
+def test_mnist_idx(tmp_path, rng):
+    d = _mnist_dir(tmp_path, rng)
+    (Xtr, ytr), (Xte, yte) = data.load_mnist(d)
+    assert Xtr.shape == (40, 1, 28, 28) and Xte.shape == (20, 1, 28, 28)
+    assert Xtr.dtype == np.float32 and 0 <= Xtr.min() and Xtr.max() <= 1
+    raw = data.read_idx(os.path.join(d, "t10k-labels-idx1-ubyte"))
+    np.testing.assert_array_equal(raw, yte)
+    ds = data.get_dataset("mnist", d, batch_size=16)
+    batches = list(ds.train)
+    assert [b[0].shape[0] for b in batches] == [16, 16, 8] and ds.num_classes == 10
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(data.DataError, match="not an idx file"):
+        data.read_idx(str(tmp_path / "bad"))
+    with pytest.raises(data.DataError, match="missing file"):
+        data.load_mnist(str(tmp_path))
+
+
+def test_cifar10_pickles(tmp_path, rng):
+    d = _cifar_dir(tmp_path, rng)
+    (Xtr, ytr), (Xte, yte) = data.load_cifar10(d)
+    assert Xtr.shape == (40, 3, 32, 32) and Xte.shape == (8, 3, 32, 32)
+    ds = data.get_dataset("cifar10", d, batch_size=10, num_train=30)
+    x, y = next(iter(ds.train))
+    assert x.shape == (10, 3, 32, 32) and ds.num_train == 30 and ds.input_shape == (3, 32, 32)
+    assert abs(float(next(iter(ds.val))[0].mean().asscalar())) < 0.5  # normalized
+    with pytest.raises(data.DataError, match="data_batch_1"):
+        data.load_cifar10(str(tmp_path))
+
+
+def test_imagenet_folder_and_rec(tmp_path, rng):
+    ds = data.get_dataset("imagenet", _imagenet_dirs(tmp_path, rng), batch_size=4,
+                          image_size=32)
+    assert ds.num_classes == 3 and ds.num_train == 6
+    shapes = [(x.shape, y.shape) for x, y in ds.val]
+    assert shapes == [((4, 3, 32, 32), (4,)), ((2, 3, 32, 32), (2,))]
+    ds = data.get_dataset("imagenet", _rec_dir(tmp_path, rng), batch_size=2, image_size=24)
+    got = [(x.shape, y.asnumpy().tolist()) for x, y in ds.val]
+    assert [g[0] for g in got] == [(2, 3, 24, 24), (2, 3, 24, 24), (1, 3, 24, 24)]
+    assert sum((g[1] for g in got), []) == [0.0, 1.0, 2.0, 0.0, 1.0]
+    for _ in range(3):  # every epoch sees every record once
+        labels = sorted(sum((y.asnumpy().tolist() for _, y in ds.train), []))
+        assert labels == [0.0, 0.0, 1.0, 1.0, 2.0]
+
+
+def test_digits_and_errors():
+    ds = data.get_dataset("digits", batch_size=100)
+    assert (ds.num_train, ds.num_val, ds.input_shape) == (1438, 359, (1, 8, 8))
+    with pytest.raises(data.DataError, match="unknown dataset"):
+        data.get_dataset("svhn", "/tmp")
+    with pytest.raises(data.DataError, match="--data-dir"):
+        data.get_dataset("mnist")
+
+
+# ---- the command ------------------------------------------------------------------------------
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_bop_checkpoint_resume_and_import(tmp_path):
+    out = str(tmp_path / "out")
+    args = ["train", "lenet", "--dataset", "digits", "--optimizer", "bop", "--epochs", "1",
+            "--num-train", "256", "--num-val", "128", "--batch-size", "64", "--out-dir", out,
+            "--hparams", "learning_rate=0.005,gamma=1e-3", "--no-progress"]
+    assert cli.main(args) == 0
+    for name in ("lenet-symbol.json", "lenet-0001.params", "lenet-0001.states",
+                 "lenet-metrics.csv", "lenet-curves.png"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
+    args[args.index("--epochs") + 1] = "2"
+    assert cli.main(args + ["--resume"]) == 0
+    rows = _rows(os.path.join(out, "lenet-metrics.csv"))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[1]["flip_rate"]) >= 0
+    # the checkpoint is a plain MXNet export: it reloads (after `import bmxnet`) and predicts
+    net = mx.gluon.SymbolBlock.imports(os.path.join(out, "lenet-symbol.json"), ["data"],
+                                       os.path.join(out, "lenet-0002.params"))
+    ds = data.get_dataset("digits", batch_size=128, num_val=128)
+    x, y = next(iter(ds.val))
+    acc = (net(x).argmax(axis=1) == y).mean().asscalar()
+    assert abs(acc - float(rows[1]["val_acc"])) < 1e-6
+    with open(os.path.join(out, "lenet-symbol.json")) as f:
+        assert '"QConvolution"' in f.read()
+
+
+def test_train_other_datasets_and_recipe(tmp_path, rng):
+    res = cli.train("lenet", dataset="mnist", data_dir=_mnist_dir(tmp_path, rng), epochs=1,
+                    batch_size=20, out_dir=str(tmp_path / "m"), progress=False, plot=False,
+                    log=lambda *a: None)
+    assert res["val_acc"] is not None and os.path.exists(res["params"])
+    res = cli.train("binarynet", dataset="cifar10", data_dir=_cifar_dir(tmp_path, rng),
+                    hparams_set="bop_cifar10", epochs=1, batch_size=20, num_train=20, num_val=8,
+                    model_kwargs={"filters": 8, "dense_units": 16},
+                    out_dir=str(tmp_path / "c"), progress=False, plot=False, log=lambda *a: None)
+    assert res["optimizer"] == "bop"
+    res = cli.train("lenet", recipe="bireal", epochs=2, num_train=128, num_val=64,
+                    out_dir=str(tmp_path / "b"), progress=False, log=lambda *a: None)
+    assert [r["stage"] for r in res["history"]] == ["stage1", "stage2"]
+    names = os.listdir(str(tmp_path / "b"))
+    assert "lenet-stage1-0001.params" in names and "lenet-0001.params" in names
+
+
+def test_parse_hparams_and_errors(tmp_path, capsys):
+    assert cli.parse_hparams("a=1,b=0.5,c=adam,d=[1, 2],e=1e-8") == \
+        {"a": 1, "b": 0.5, "c": "adam", "d": [1, 2], "e": 1e-8}
+    assert cli.main(["train", "lenet", "--dataset", "mnist", "--data-dir",
+                     str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["train", "lenet", "--hparams", "oops"]) == 2
+    with pytest.raises(SystemExit):
+        cli.main(["train", "lenet", "--optimizer", "rmsprop"])
+
+
+def test_python_dash_m(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bmxnet.cli", "models"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "birealnet18" in out.stdout.split()
+    out = subprocess.run([sys.executable, "-m", "bmxnet.cli", "summary", "birealnet18"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "1,676,279,808" in out.stdout
