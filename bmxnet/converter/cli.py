@@ -9,6 +9,7 @@ Exit status 0 on success, 1 on any error (printed as one ``error: ...`` line on 
 bad command-line usage.
 """
 import argparse
+import os
 import sys
 
 __all__ = ["main", "build_parser"]
@@ -65,6 +66,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")  # no "MKLDNN is activated" log lines
     try:
         from . import convert
         report = convert.convert_checkpoint(args.params, output_dir=args.output_dir,
