@@ -26,7 +26,8 @@ std::string lower_trim(const std::string& s) {
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
   while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
   std::string out;
-  for (size_t i = b; i < e; ++i) out += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+  for (size_t i = b; i < e; ++i)
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
   return out;
 }
 
@@ -66,7 +67,8 @@ unsigned cpu_supported_paths() {
   __builtin_cpu_init();
 #endif
 #if defined(BMX_BUILT_AVX2) && BMX_BUILT_AVX2
-  if ((built & bits(Path::kAvx2)) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+  if ((built & bits(Path::kAvx2)) && __builtin_cpu_supports("avx2") &&
+      __builtin_cpu_supports("fma"))
     p |= bits(Path::kAvx2);
 #endif
 #if defined(BMX_BUILT_AVX512) && BMX_BUILT_AVX512
@@ -121,7 +123,8 @@ PathSelection select_paths(const char* env, unsigned usable) {
   }
   sel.paths = requested;
   if (!ignored.empty())
-    sel.warning = "bmxnet: BMXNET_KERNEL_PATHS: ignored " + ignored + ". Valid names: " + names + ".";
+    sel.warning =
+        "bmxnet: BMXNET_KERNEL_PATHS: ignored " + ignored + ". Valid names: " + names + ".";
   return sel;
 }
 

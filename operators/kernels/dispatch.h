@@ -78,8 +78,8 @@ Path best_path(unsigned paths);
 // Applies a BMXNET_KERNEL_PATHS value to a set of usable paths. env may be null or empty (no
 // override). Pure function (no global state) so that tests can exercise it directly.
 struct PathSelection {
-  unsigned paths = 0;    // the enabled paths, never empty if `usable` is not
-  std::string warning;   // non-empty when something in env was ignored
+  unsigned paths = 0;   // the enabled paths, never empty if `usable` is not
+  std::string warning;  // non-empty when something in env was ignored
 };
 PathSelection select_paths(const char* env, unsigned usable);
 

@@ -13,9 +13,10 @@ namespace {
 std::string describe(const bmx::BConv2DShape& s) {
   std::ostringstream os;
   os << "batch=" << s.batch << " C=" << s.in_channels << " " << s.in_h << "x" << s.in_w
-     << " O=" << s.out_channels << " k=" << s.kernel_h << "x" << s.kernel_w << " stride="
-     << s.stride_h << "x" << s.stride_w << " pad=" << s.pad_h << "x" << s.pad_w << " dil="
-     << s.dilate_h << "x" << s.dilate_w << " groups=" << s.groups << " pad_value=" << s.pad_value;
+     << " O=" << s.out_channels << " k=" << s.kernel_h << "x" << s.kernel_w
+     << " stride=" << s.stride_h << "x" << s.stride_w << " pad=" << s.pad_h << "x" << s.pad_w
+     << " dil=" << s.dilate_h << "x" << s.dilate_w << " groups=" << s.groups
+     << " pad_value=" << s.pad_value;
   return os.str();
 }
 
@@ -91,7 +92,8 @@ TEST(bconv2d_pack_weights_layout) {
           for (int64_t i = 0; i < wpp * 64; ++i) {
             const bool bit = (p[((o * 3 + ky) * 2 + kx) * wpp + i / 64] >> (i % 64)) & 1;
             const bool want = i < cg && w[((o * cg + i) * 3 + ky) * 2 + kx] >= 0.0f;
-            CHECK(bit == want) << "cg=" << cg << " o=" << o << " tap " << ky << "," << kx << " bit " << i;
+            CHECK(bit == want) << "cg=" << cg << " o=" << o << " tap " << ky << "," << kx << " bit "
+                               << i;
           }
     RETURN_IF_FAILED();
   }
@@ -158,21 +160,23 @@ TEST(bconv2d_random_shapes) {
     s.batch = pick(1, 3);
     s.pad_value = static_cast<int>(pick(-1, 1));
     if (!bmx::bconv2d_check(s).empty()) continue;  // e.g. kernel larger than the padded input
-    const int64_t cost = s.batch * s.out_channels * s.out_h() * s.out_w() * s.group_in() *
-                         s.kernel_h * s.kernel_w;
+    const int64_t cost =
+        s.batch * s.out_channels * s.out_h() * s.out_w() * s.group_in() * s.kernel_h * s.kernel_w;
     if (cost > 2000000) continue;  // keep the float reference fast
     macs += cost;
     check_shape(s, rng, pick(0, 2) != 0, pick(0, 2) != 0, static_cast<int>(pick(1, 2)));
     ++done;
     RETURN_IF_FAILED();
   }
-  std::cout << "  " << done << " random shapes, " << macs / 1000000 << " M reference MACs" << std::endl;
+  std::cout << "  " << done << " random shapes, " << macs / 1000000 << " M reference MACs"
+            << std::endl;
 }
 
 TEST(bconv2d_public_entry_point) {
   std::mt19937_64 rng(tiny::g_seed + 23);
   bmx::BConv2DShape s = make(2, 70, 6, 6, 10, 3, 3, 1, 1, 1, 1, 0);
-  std::vector<float> x = tiny::random_floats(rng, 2 * 70 * 36), w = tiny::random_floats(rng, 10 * 70 * 9);
+  std::vector<float> x = tiny::random_floats(rng, 2 * 70 * 36),
+                     w = tiny::random_floats(rng, 10 * 70 * 9);
   std::vector<float> want(2 * 10 * 36), got(2 * 10 * 36);
   std::vector<uint64_t> p(bmx::bconv2d_packed_weight_words(s));
   bmx::pack_conv_weights(s, w.data(), p.data());

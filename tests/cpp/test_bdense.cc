@@ -10,8 +10,10 @@ namespace {
 
 void check_dense(int64_t batch, int64_t in, int64_t hidden, std::mt19937_64& rng, bool use_scale,
                  bool use_bias, int threads) {
-  std::vector<float> x = tiny::random_floats(rng, batch * in), w = tiny::random_floats(rng, hidden * in);
-  std::vector<float> scale = tiny::random_floats(rng, hidden), bias = tiny::random_floats(rng, hidden);
+  std::vector<float> x = tiny::random_floats(rng, batch * in),
+                     w = tiny::random_floats(rng, hidden * in);
+  std::vector<float> scale = tiny::random_floats(rng, hidden),
+                     bias = tiny::random_floats(rng, hidden);
   for (float& v : scale) v *= 0.37f;
   const float* sp = use_scale ? scale.data() : nullptr;
   const float* bp = use_bias ? bias.data() : nullptr;
@@ -21,7 +23,8 @@ void check_dense(int64_t batch, int64_t in, int64_t hidden, std::mt19937_64& rng
   bmx::pack_dense_weights(hidden, in, w.data(), packed.data());
   for (bmx::Path path : tiny::paths_under_test()) {
     std::vector<float> got(batch * hidden + 1, 777.0f);
-    bmx::bdense_with_path(path, batch, in, hidden, x.data(), packed.data(), sp, bp, got.data(), threads);
+    bmx::bdense_with_path(path, batch, in, hidden, x.data(), packed.data(), sp, bp, got.data(),
+                          threads);
     CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0)
         << bmx::path_name(path) << " batch=" << batch << " in=" << in << " hidden=" << hidden
         << " scale=" << use_scale << " bias=" << use_bias << " threads=" << threads;

@@ -52,7 +52,8 @@ TEST(bgemm_all_kernels_awkward_shapes) {
     for (const bmx::BGemmKernel* kernel : kernels_of(path)) {
       for (int64_t M : Ms)
         for (int64_t N : Ns)
-          for (int64_t K : Ks) check_kernel(*kernel, rng, M, N, K, 1 + static_cast<int>((M + N + K) % 2));
+          for (int64_t K : Ks)
+            check_kernel(*kernel, rng, M, N, K, 1 + static_cast<int>((M + N + K) % 2));
       RETURN_IF_FAILED();
     }
   }
@@ -94,7 +95,8 @@ TEST(bgemm_selection) {
                           << ": batch-1 dense should use a GEMV kernel, got " << gemv.name;
     const bmx::BGemmKernel& conv = bmx::select_bgemm_kernel(path, 256, 196, 36);
     if (path != bmx::Path::kReference) {
-      CHECK(conv.nr > 1 && !conv.row_panel) << bmx::path_name(path) << ": conv should use a panel kernel, got " << conv.name;
+      CHECK(conv.nr > 1 && !conv.row_panel)
+          << bmx::path_name(path) << ": conv should use a panel kernel, got " << conv.name;
     }
     // bgemm_with_path uses the selection.
     std::mt19937_64 rng(tiny::g_seed + 12);

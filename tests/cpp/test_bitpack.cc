@@ -8,7 +8,8 @@
 
 namespace {
 
-const int64_t kSizes[] = {1, 2, 3, 16, 31, 32, 33, 63, 64, 65, 127, 128, 129, 191, 192, 200, 256, 257};
+const int64_t kSizes[] = {1,  2,   3,   16,  31,  32,  33,  63,  64,
+                          65, 127, 128, 129, 191, 192, 200, 256, 257};
 const uint64_t kCanary = 0xA5A5A5A5DEADBEEFull;
 
 // Expected bit i of a packed run: x >= 0 (false for NaN).
@@ -16,12 +17,16 @@ bool expected_bit(float x) { return x >= 0.0f; }
 
 std::vector<float> awkward_floats(std::mt19937_64& rng, int64_t n) {
   std::vector<float> v = tiny::random_floats(rng, n);
-  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            std::numeric_limits<float>::quiet_NaN(),
                             -std::numeric_limits<float>::quiet_NaN(),
                             std::numeric_limits<float>::infinity(),
                             -std::numeric_limits<float>::infinity(),
                             std::numeric_limits<float>::denorm_min(),
-                            -std::numeric_limits<float>::denorm_min(), 1e-38f, -1e-38f};
+                            -std::numeric_limits<float>::denorm_min(),
+                            1e-38f,
+                            -1e-38f};
   for (int64_t i = 0; i < n; i += 7) v[i] = specials[(i / 7) % 10];
   return v;
 }
@@ -42,7 +47,8 @@ TEST(bitpack_row_all_paths) {
           const bool bit = (out[i / 64] >> (i % 64)) & 1;
           if (i < n)
             CHECK(bit == expected_bit(x[offset + i]))
-                << bmx::path_name(path) << " n=" << n << " element " << i << " value " << x[offset + i];
+                << bmx::path_name(path) << " n=" << n << " element " << i << " value "
+                << x[offset + i];
           else
             CHECK(!bit) << bmx::path_name(path) << " n=" << n << ": padding bit " << i << " is set";
         }
@@ -61,8 +67,9 @@ TEST(bitpack_channels_all_paths) {
     for (int64_t channels : kSizes) {
       for (int64_t pixels : kPixels) {
         const int64_t words = bmx::words_for(channels);
-        for (int64_t extra : {int64_t{0}, int64_t{2}}) {  // out_stride > words: words in between untouched
-          const int64_t plane = pixels + extra * 3;           // plane_stride > pixels
+        for (int64_t extra :
+             {int64_t{0}, int64_t{2}}) {  // out_stride > words: words in between untouched
+          const int64_t plane = pixels + extra * 3;  // plane_stride > pixels
           const int64_t out_stride = words + extra;
           std::vector<float> x = awkward_floats(rng, channels * plane);
           std::vector<uint64_t> out(pixels * out_stride + 1, kCanary);

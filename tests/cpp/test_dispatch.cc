@@ -5,8 +5,8 @@
 #include "dispatch.h"
 #include "tiny_test.h"
 
-using bmx::Path;
 using bmx::bits;
+using bmx::Path;
 
 TEST(dispatch_detection) {
   const unsigned compiled = bmx::compiled_paths();
@@ -50,8 +50,8 @@ TEST(dispatch_best_path_and_names) {
 }
 
 TEST(dispatch_env_parsing) {
-  const unsigned x86 = bits(Path::kReference) | bits(Path::kScalar) | bits(Path::kAvx2) |
-                       bits(Path::kAvx512);
+  const unsigned x86 =
+      bits(Path::kReference) | bits(Path::kScalar) | bits(Path::kAvx2) | bits(Path::kAvx512);
   auto sel = [&](const char* env, unsigned usable = 0) {
     return bmx::select_paths(env, usable ? usable : x86);
   };

@@ -69,10 +69,12 @@ int main(int argc, char** argv) {
       std::cout << "[ PASS ] " << tc.name << " (" << s << " s)" << std::endl;
     } else {
       ++failed;
-      std::cout << "[ FAIL ] " << tc.name << " (" << tiny::g_failures << " failed checks)" << std::endl;
+      std::cout << "[ FAIL ] " << tc.name << " (" << tiny::g_failures << " failed checks)"
+                << std::endl;
     }
   }
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
   std::cout << "total " << total << " s" << std::endl;
   std::cout << passed << " passed, " << failed << " failed" << std::endl;
   return failed == 0 ? 0 : 1;

@@ -38,8 +38,10 @@ class Failure {
     os_ << file << ":" << line << ": CHECK(" << expr << ") failed ";
   }
   ~Failure() {
-    if (g_failures <= 20) std::cerr << os_.str() << "\n";
-    else if (g_failures == 21) std::cerr << "(further failures of this test not printed)\n";
+    if (g_failures <= 20)
+      std::cerr << os_.str() << "\n";
+    else if (g_failures == 21)
+      std::cerr << "(further failures of this test not printed)\n";
   }
   template <typename T>
   Failure& operator<<(const T& v) {
@@ -58,9 +60,9 @@ std::vector<bmx::Path> paths_under_test();
 
 #define TINY_CAT2(a, b) a##b
 #define TINY_CAT(a, b) TINY_CAT2(a, b)
-#define TEST(name)                                                      \
-  static void name();                                                   \
-  static ::tiny::Registrar TINY_CAT(tiny_reg_, name)(#name, &name);     \
+#define TEST(name)                                                  \
+  static void name();                                               \
+  static ::tiny::Registrar TINY_CAT(tiny_reg_, name)(#name, &name); \
   static void name()
 #define CHECK(cond) \
   if (cond) {       \

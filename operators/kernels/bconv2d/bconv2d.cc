@@ -111,9 +111,8 @@ std::vector<int> classify(const std::vector<TapRange>& ranges, int64_t k,
 
 }  // namespace
 
-void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
-                       const word_t* packed_w, const float* scale, const float* bias,
-                       float* output, int num_threads) {
+void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, const word_t* packed_w,
+                       const float* scale, const float* bias, float* output, int num_threads) {
   const std::string err = bconv2d_check(s);
   if (!err.empty()) throw std::invalid_argument(err);
   if (s.batch == 0) return;
@@ -149,9 +148,12 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
   // Output rows (columns) whose kernel rows (columns) are not all inside the input come in a few
   // distinct tap ranges; a border pixel's class is its (row range, column range) pair.
   std::vector<TapRange> yranges, xranges;
-  const std::vector<int> ycls = classify(tap_ranges(OH, H, kh, s.stride_h, s.pad_h, s.dilate_h), kh, &yranges);
-  const std::vector<int> xcls = classify(tap_ranges(OW, W, kw, s.stride_w, s.pad_w, s.dilate_w), kw, &xranges);
-  const int64_t ny = static_cast<int64_t>(yranges.size()), nx = static_cast<int64_t>(xranges.size());
+  const std::vector<int> ycls =
+      classify(tap_ranges(OH, H, kh, s.stride_h, s.pad_h, s.dilate_h), kh, &yranges);
+  const std::vector<int> xcls =
+      classify(tap_ranges(OW, W, kw, s.stride_w, s.pad_w, s.dilate_w), kw, &xranges);
+  const int64_t ny = static_cast<int64_t>(yranges.size()),
+                nx = static_cast<int64_t>(xranges.size());
   const bool correct = s.pad_value == 0 && ny * nx > 1;
   // corr[yc * nx + xc][o] = sum of S(o, t) over the taps t outside the input for that class
   // (class 0 x 0 is the interior: 0), with S(o, t) = 2 popcount(W[o][t]) - cg. The popcounts of

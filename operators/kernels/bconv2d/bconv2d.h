@@ -8,9 +8,8 @@
 namespace bmx {
 
 // bconv2d() on an explicit path (tests run every path the CPU supports in one process).
-void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input,
-                       const word_t* packed_w, const float* scale, const float* bias,
-                       float* output, int num_threads);
+void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, const word_t* packed_w,
+                       const float* scale, const float* bias, float* output, int num_threads);
 
 }  // namespace bmx
 

@@ -29,7 +29,8 @@ void bconv2d_reference(const BConv2DShape& s, const float* input, const float* w
                 const int64_t ix = ox * s.stride_w - s.pad_w + kx * s.dilate_w;
                 int64_t a;
                 if (iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w)
-                  a = input[((b * s.in_channels + ic) * s.in_h + iy) * s.in_w + ix] >= 0.0f ? 1 : -1;
+                  a = input[((b * s.in_channels + ic) * s.in_h + iy) * s.in_w + ix] >= 0.0f ? 1
+                                                                                            : -1;
                 else
                   a = s.pad_value;
                 const int64_t wv = w[((o * cg + c) * kh + ky) * kw + kx] >= 0.0f ? 1 : -1;

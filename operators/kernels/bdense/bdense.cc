@@ -29,7 +29,8 @@ std::string bdense_check(int64_t batch, int64_t in_units, int64_t num_hidden) {
 
 void pack_dense_weights(int64_t num_hidden, int64_t in_units, const float* w, word_t* packed) {
   const int64_t words = words_for(in_units);
-  for (int64_t o = 0; o < num_hidden; ++o) pack_row_reference(w + o * in_units, in_units, packed + o * words);
+  for (int64_t o = 0; o < num_hidden; ++o)
+    pack_row_reference(w + o * in_units, in_units, packed + o * words);
 }
 
 void pack_signs(const float* x, int64_t n, word_t* packed) {
@@ -37,8 +38,8 @@ void pack_signs(const float* x, int64_t n, word_t* packed) {
 }
 
 void bdense_with_path(Path path, int64_t batch, int64_t in_units, int64_t num_hidden,
-                      const float* x, const word_t* packed_w, const float* scale,
-                      const float* bias, float* y, int num_threads) {
+                      const float* x, const word_t* packed_w, const float* scale, const float* bias,
+                      float* y, int num_threads) {
   const std::string err = bdense_check(batch, in_units, num_hidden);
   if (!err.empty()) throw std::invalid_argument(err);
   if (batch == 0) return;
@@ -79,8 +80,8 @@ void bdense_with_path(Path path, int64_t batch, int64_t in_units, int64_t num_hi
       kernel.run(rows, K, packed_w + m0 * K, K, panel, n, counts.get(), nr);
       for (int64_t r = 0; r < rows; ++r)
         for (int j = 0; j < n; ++j)
-          y[(n0 + j) * num_hidden + m0 + r] =
-              output_transform(in_units - 2 * int64_t{counts.get()[r * nr + j]}, scale, bias, m0 + r);
+          y[(n0 + j) * num_hidden + m0 + r] = output_transform(
+              in_units - 2 * int64_t{counts.get()[r * nr + j]}, scale, bias, m0 + r);
     }
   }
 }

@@ -9,8 +9,8 @@ namespace bmx {
 
 // bdense() on an explicit path (tests run every path the CPU supports in one process).
 void bdense_with_path(Path path, int64_t batch, int64_t in_units, int64_t num_hidden,
-                      const float* x, const word_t* packed_w, const float* scale,
-                      const float* bias, float* y, int num_threads);
+                      const float* x, const word_t* packed_w, const float* scale, const float* bias,
+                      float* y, int num_threads);
 
 }  // namespace bmx
 

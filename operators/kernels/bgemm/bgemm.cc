@@ -29,8 +29,7 @@ const BGemmKernel& select_bgemm_kernel(Path path, int64_t M, int64_t N, int64_t 
   (void)M;
   (void)K;
   switch (path) {
-    case Path::kReference:
-      return kBGemmReference;
+    case Path::kReference: return kBGemmReference;
 #if defined(BMX_BUILT_AVX512) && BMX_BUILT_AVX512
     case Path::kAvx512:
       // Fewer than 8 columns would leave most lanes of the 40-column tile idle: put K along
@@ -38,15 +37,12 @@ const BGemmKernel& select_bgemm_kernel(Path path, int64_t M, int64_t N, int64_t 
       return N < 8 ? kBGemv4x4Avx512 : kBGemm4x40Avx512;
 #endif
 #if defined(BMX_BUILT_AVX2) && BMX_BUILT_AVX2
-    case Path::kAvx2:
-      return N < 4 ? kBGemv4x2Avx2 : kBGemm4x8Avx2;
+    case Path::kAvx2: return N < 4 ? kBGemv4x2Avx2 : kBGemm4x8Avx2;
 #endif
 #if defined(BMX_BUILT_NEON) && BMX_BUILT_NEON
-    case Path::kNeon:
-      return N < 4 ? kBGemv4x4Neon : kBGemm4x8Neon;
+    case Path::kNeon: return N < 4 ? kBGemv4x4Neon : kBGemm4x8Neon;
 #endif
-    default:
-      break;
+    default: break;
   }
   if (N == 1) return kBGemv4x1Portable;
   return kBGemm4x2Portable;
@@ -57,15 +53,27 @@ int bgemm_kernels_for_path(Path path, const BGemmKernel** out, int max) {
   int count = 0;
   switch (path) {
     case Path::kReference: list[count++] = &kBGemmReference; break;
-    case Path::kScalar: list[count++] = &kBGemm4x2Portable; list[count++] = &kBGemv4x1Portable; break;
+    case Path::kScalar:
+      list[count++] = &kBGemm4x2Portable;
+      list[count++] = &kBGemv4x1Portable;
+      break;
 #if defined(BMX_BUILT_AVX2) && BMX_BUILT_AVX2
-    case Path::kAvx2: list[count++] = &kBGemm4x8Avx2; list[count++] = &kBGemv4x2Avx2; break;
+    case Path::kAvx2:
+      list[count++] = &kBGemm4x8Avx2;
+      list[count++] = &kBGemv4x2Avx2;
+      break;
 #endif
 #if defined(BMX_BUILT_AVX512) && BMX_BUILT_AVX512
-    case Path::kAvx512: list[count++] = &kBGemm4x40Avx512; list[count++] = &kBGemv4x4Avx512; break;
+    case Path::kAvx512:
+      list[count++] = &kBGemm4x40Avx512;
+      list[count++] = &kBGemv4x4Avx512;
+      break;
 #endif
 #if defined(BMX_BUILT_NEON) && BMX_BUILT_NEON
-    case Path::kNeon: list[count++] = &kBGemm4x8Neon; list[count++] = &kBGemv4x4Neon; break;
+    case Path::kNeon:
+      list[count++] = &kBGemm4x8Neon;
+      list[count++] = &kBGemv4x4Neon;
+      break;
 #endif
     default: break;
   }
@@ -87,9 +95,9 @@ void pack_panel(const BGemmKernel& kernel, int64_t K, const word_t* B, int64_t l
     for (int64_t k = 0; k < K; ++k) panel[k * nr + j] = 0;
 }
 
-void bgemm_with_kernel(const BGemmKernel& kernel, int64_t M, int64_t N, int64_t K,
-                       const word_t* A, int64_t lda, const word_t* B, int64_t ldb,
-                       int32_t* counts, int64_t ldc, int num_threads) {
+void bgemm_with_kernel(const BGemmKernel& kernel, int64_t M, int64_t N, int64_t K, const word_t* A,
+                       int64_t lda, const word_t* B, int64_t ldb, int32_t* counts, int64_t ldc,
+                       int num_threads) {
   if (M <= 0 || N <= 0) return;
   const int threads = resolve_threads(num_threads);
   const int nr = kernel.nr;
@@ -123,8 +131,8 @@ void bgemm_with_path(Path path, int64_t M, int64_t N, int64_t K, const word_t* A
                     num_threads);
 }
 
-void bgemm_reference(int64_t M, int64_t N, int64_t K, const word_t* A, int64_t lda,
-                     const word_t* B, int64_t ldb, int32_t* counts, int64_t ldc) {
+void bgemm_reference(int64_t M, int64_t N, int64_t K, const word_t* A, int64_t lda, const word_t* B,
+                     int64_t ldb, int32_t* counts, int64_t ldc) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       int64_t c = 0;

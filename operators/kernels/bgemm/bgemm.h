@@ -74,15 +74,15 @@ void pack_panel(const BGemmKernel& kernel, int64_t K, const word_t* B, int64_t l
 
 // counts = A x B^T with the given kernel (B row-major, packed into panels here).
 // num_threads <= 0 means omp_get_max_threads().
-void bgemm_with_kernel(const BGemmKernel& kernel, int64_t M, int64_t N, int64_t K,
-                       const word_t* A, int64_t lda, const word_t* B, int64_t ldb,
-                       int32_t* counts, int64_t ldc, int num_threads);
+void bgemm_with_kernel(const BGemmKernel& kernel, int64_t M, int64_t N, int64_t K, const word_t* A,
+                       int64_t lda, const word_t* B, int64_t ldb, int32_t* counts, int64_t ldc,
+                       int num_threads);
 // The same with select_bgemm_kernel(path, M, N, K).
 void bgemm_with_path(Path path, int64_t M, int64_t N, int64_t K, const word_t* A, int64_t lda,
                      const word_t* B, int64_t ldb, int32_t* counts, int64_t ldc, int num_threads);
 // Plain triple loop on row-major A and B.
-void bgemm_reference(int64_t M, int64_t N, int64_t K, const word_t* A, int64_t lda,
-                     const word_t* B, int64_t ldb, int32_t* counts, int64_t ldc);
+void bgemm_reference(int64_t M, int64_t N, int64_t K, const word_t* A, int64_t lda, const word_t* B,
+                     int64_t ldb, int32_t* counts, int64_t ldc);
 
 }  // namespace bmx
 

@@ -23,8 +23,8 @@ inline int64_t popcount64(word_t x) {
 
 // 4 rows x 2 columns: 8 independent accumulators, 6 loads per K-word.
 template <int R>
-void tile_4x2(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
-              int32_t* counts, int64_t ldc) {
+void tile_4x2(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n, int32_t* counts,
+              int64_t ldc) {
   int64_t acc[R][kNr] = {};
   for (int64_t k = 0; k < K; ++k) {
     const word_t b0 = panel[k * kNr], b1 = panel[k * kNr + 1];

@@ -26,8 +26,8 @@ namespace {
 constexpr int kNr = 40;
 
 template <int R, int NV>
-void tile_4x40(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
-               int32_t* counts, int64_t ldc) {
+void tile_4x40(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n, int32_t* counts,
+               int64_t ldc) {
   __m512i acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
@@ -111,8 +111,8 @@ void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t
 }
 
 template <int NB>
-void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B,
-               int32_t* counts, int64_t ldc) {
+void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
+               int64_t ldc) {
   int64_t m = 0;
   for (; m + 4 <= M; m += 4) gemv_tile<4, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
   for (; m < M; ++m) gemv_tile<1, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);

@@ -30,8 +30,8 @@ inline __m256i popcount_bytes(__m256i x, __m256i table, __m256i low4) {
 }
 
 inline __m256i nibble_table() {
-  return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
-                          1, 2, 2, 3, 2, 3, 3, 4);
+  return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
+                          2, 2, 3, 2, 3, 3, 4);
 }
 
 // Stores the four 64-bit lane sums of v (each < 2^31) as int32 to dst[0..count).
@@ -48,8 +48,8 @@ inline void store_lanes(int32_t* dst, __m256i v, int count) {
 }
 
 template <int R, int NV>
-void tile_4x8(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
-              int32_t* counts, int64_t ldc) {
+void tile_4x8(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n, int32_t* counts,
+              int64_t ldc) {
   const __m256i table = nibble_table();
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   __m256i sum[R][NV];
@@ -67,7 +67,8 @@ void tile_4x8(int64_t K, const word_t* A, int64_t lda, const word_t* panel, int 
       for (int r = 0; r < R; ++r) {
         const __m256i w = _mm256_set1_epi64x(static_cast<long long>(A[r * lda + k]));
         for (int v = 0; v < NV; ++v)
-          acc[r][v] = _mm256_add_epi8(acc[r][v], popcount_bytes(_mm256_xor_si256(w, b[v]), table, low4));
+          acc[r][v] =
+              _mm256_add_epi8(acc[r][v], popcount_bytes(_mm256_xor_si256(w, b[v]), table, low4));
       }
     }
     for (int r = 0; r < R; ++r)
@@ -120,7 +121,8 @@ void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t
       for (int r = 0; r < R; ++r) {
         const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A + r * lda + k));
         for (int j = 0; j < NB; ++j)
-          acc[r][j] = _mm256_add_epi8(acc[r][j], popcount_bytes(_mm256_xor_si256(va, vb[j]), table, low4));
+          acc[r][j] =
+              _mm256_add_epi8(acc[r][j], popcount_bytes(_mm256_xor_si256(va, vb[j]), table, low4));
       }
     }
     for (int r = 0; r < R; ++r)
@@ -144,16 +146,16 @@ void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t
   }
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NB; ++j) {
-      const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sum[r][j]),
-                                       _mm256_extracti128_si256(sum[r][j], 1));
+      const __m128i s2 =
+          _mm_add_epi64(_mm256_castsi256_si128(sum[r][j]), _mm256_extracti128_si256(sum[r][j], 1));
       const __m128i s1 = _mm_add_epi64(s2, _mm_unpackhi_epi64(s2, s2));
       counts[r * ldc + j] = _mm_cvtsi128_si32(s1);
     }
 }
 
 template <int NB>
-void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B,
-               int32_t* counts, int64_t ldc) {
+void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
+               int64_t ldc) {
   int64_t m = 0;
   for (; m + 4 <= M; m += 4) gemv_tile<4, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
   for (; m < M; ++m) gemv_tile<1, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
@@ -161,8 +163,10 @@ void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t*
 
 void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
               int32_t* counts, int64_t ldc) {
-  if (n == 1) gemv_rows<1>(M, K, A, lda, panel, counts, ldc);
-  else gemv_rows<2>(M, K, A, lda, panel, counts, ldc);
+  if (n == 1)
+    gemv_rows<1>(M, K, A, lda, panel, counts, ldc);
+  else
+    gemv_rows<2>(M, K, A, lda, panel, counts, ldc);
 }
 
 }  // namespace

@@ -38,8 +38,8 @@ struct BitpackKernels {
 };
 
 // Plain bit-by-bit implementations (the ground truth the others are tested against).
-void pack_channels_reference(const float* x, int64_t channels, int64_t plane_stride,
-                             int64_t pixels, word_t* out, int64_t out_stride);
+void pack_channels_reference(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                             word_t* out, int64_t out_stride);
 void pack_row_reference(const float* x, int64_t n, word_t* out);
 
 // One descriptor per path; the ISA ones exist only when CMakeLists.txt built that path.

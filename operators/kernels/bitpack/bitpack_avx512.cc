@@ -11,8 +11,8 @@
 namespace bmx {
 namespace {
 
-void pack_channels_avx512(const float* x, int64_t channels, int64_t plane_stride,
-                          int64_t pixels, word_t* out, int64_t out_stride) {
+void pack_channels_avx512(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                          word_t* out, int64_t out_stride) {
   const int64_t words = (channels + kWordBits - 1) / kWordBits;
   const __m512 zero = _mm512_setzero_ps();
   alignas(64) word_t tmp[16];
@@ -73,8 +73,8 @@ void pack_row_avx512(const float* x, int64_t n, word_t* out) {
       const int64_t left = rest - 16 * q;
       const __mmask16 lanes = static_cast<__mmask16>(left >= 16 ? 0xffffu : (1u << left) - 1);
       // Masked-off lanes must give 0 bits, so the compare is masked by the load mask too.
-      const uint64_t m =
-          _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, s + 16 * q), zero, _CMP_GE_OQ);
+      const uint64_t m = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, s + 16 * q),
+                                                 zero, _CMP_GE_OQ);
       acc |= m << (16 * q);
     }
     out[w] = acc;

@@ -6,8 +6,8 @@ namespace {
 
 constexpr int64_t kChunk = 64;  // pixels packed together in a local buffer
 
-void pack_channels_portable(const float* x, int64_t channels, int64_t plane_stride,
-                            int64_t pixels, word_t* out, int64_t out_stride) {
+void pack_channels_portable(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                            word_t* out, int64_t out_stride) {
   const int64_t words = (channels + kWordBits - 1) / kWordBits;
   word_t acc[kChunk];
   for (int64_t p0 = 0; p0 < pixels; p0 += kChunk) {

@@ -1,12 +1,11 @@
 // Reference (bit-by-bit) sign packing, and the choice of packers per path.
 #include "bitpack/bitpack.h"
-
 #include "dispatch.h"
 
 namespace bmx {
 
-void pack_channels_reference(const float* x, int64_t channels, int64_t plane_stride,
-                             int64_t pixels, word_t* out, int64_t out_stride) {
+void pack_channels_reference(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                             word_t* out, int64_t out_stride) {
   const int64_t words = words_for(channels);
   for (int64_t p = 0; p < pixels; ++p) {
     for (int64_t w = 0; w < words; ++w) out[p * out_stride + w] = 0;
@@ -23,8 +22,7 @@ void pack_row_reference(const float* x, int64_t n, word_t* out) {
     if (x[i] >= 0.0f) out[i / kWordBits] |= word_t{1} << (i % kWordBits);
 }
 
-const BitpackKernels kBitpackReference = {"reference", pack_channels_reference,
-                                          pack_row_reference};
+const BitpackKernels kBitpackReference = {"reference", pack_channels_reference, pack_row_reference};
 
 const BitpackKernels& bitpack_for_path(Path path) {
   switch (path) {
