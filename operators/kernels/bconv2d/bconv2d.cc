@@ -248,12 +248,18 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
           ++nborder;
         }
       }
+      int32_t* dots = counts.get();  // counts become dot products in place
+      for (int64_t r = 0; r < rows; ++r)
+        for (int j = 0; j < n; ++j)
+          dots[r * nr + j] = static_cast<int32_t>(nbits) - 2 * dots[r * nr + j];
+      for (int i = 0; i < nborder; ++i) {
+        const int32_t* c = corr.data() + border_cls[i] * O + g * mg + m0;
+        int32_t* d = dots + border[i];
+        for (int64_t r = 0; r < rows; ++r) d[r * nr] += c[r];
+      }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t o = g * mg + m0 + r;
-        int32_t* dot = counts.get() + r * nr;  // counts become dot products in place
-        for (int j = 0; j < n; ++j) dot[j] = static_cast<int32_t>(nbits) - 2 * dot[j];
-        for (int i = 0; i < nborder; ++i) dot[border[i]] += corr[border_cls[i] * O + o];
-        write_output(dot, n, scale, bias, o, output + (b * s.out_channels + o) * P + n0);
+        write_output(dots + r * nr, n, scale, bias, o, output + (b * s.out_channels + o) * P + n0);
       }
     }
   }
