@@ -330,7 +330,12 @@ def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=N
         net = model_zoo.get_model(model, prefix=model.lower() + "_", **dict(kw, **extra))
         net.initialize(mx.init.Xavier(magnitude=2), ctx=ctx)
         net.hybridize(static_alloc=True, static_shape=True)
-        net(mx.nd.zeros((1,) + ds.input_shape, ctx=ctx))
+        try:
+            net(mx.nd.zeros((1,) + ds.input_shape, ctx=ctx))
+        except mx.base.MXNetError as e:
+            raise UsageError("model %r cannot take %s inputs of shape %s: %s"
+                             % (model, dataset, ds.input_shape,
+                                str(e).strip().splitlines()[0])) from None
         return net
 
     stages = []
