@@ -48,7 +48,8 @@ from . import model_zoo
 from . import optimizer as bopt
 from .data import DATASETS, DataError, get_dataset
 
-__all__ = ["main", "train", "build_parser", "HPARAM_SETS", "RECIPES", "parse_hparams"]
+__all__ = ["main", "train", "build_parser", "HPARAM_SETS", "RECIPES", "parse_hparams",
+           "run_preset"]
 
 # Named hyperparameter sets: the Bop paper's (bmxnet.optimizer.HPARAM_SETS) and Bi-Real's.
 HPARAM_SETS = dict(bopt.HPARAM_SETS)
@@ -447,6 +448,27 @@ def main(argv=None):
     except (UsageError, DataError, ValueError) as e:
         print("bmxnet: error: %s" % e, file=sys.stderr)
         return 2
+
+
+def run_preset(presets, dataset, doc, argv=None):
+    """The launcher of the scripts in smd_hpi_examples/: ``PRESET [bmxnet train options]``.
+
+    ``presets`` maps a name to ``[model, option, ...]``; options given after the preset name
+    override the preset's (argparse keeps the last value). ``--print-command`` prints the
+    equivalent ``bmxnet train`` command instead of running it.
+    """
+    import shlex
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("preset", choices=sorted(presets))
+    p.add_argument("--print-command", action="store_true",
+                   help="print the equivalent `bmxnet train` command and exit")
+    args, extra = p.parse_known_args(argv)
+    model, *rest = presets[args.preset]
+    cmd = ["train", model, "--dataset", dataset] + list(rest) + list(extra)
+    if args.print_command:
+        print("bmxnet " + " ".join(shlex.quote(a) for a in cmd))
+        return 0
+    return main(cmd)
 
 
 if __name__ == "__main__":

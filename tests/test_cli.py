@@ -201,3 +201,29 @@ def test_python_dash_m(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bmxnet.cli", "summary", "birealnet18"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "1,676,279,808" in out.stdout
+
+
+def _script(path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("example_" + os.path.basename(path)[:-3],
+                                                  os.path.join(ROOT, "smd_hpi_examples", path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_example_scripts(tmp_path, capsys):
+    for path, preset in (("cifar10/train_cifar10.py", "binarynet"),
+                         ("imagenet/train_imagenet.py", "bireal18_stem"),
+                         ("bireal/train_bireal.py", "cifar10")):
+        mod = _script(path)
+        argv = [preset, "--data-dir", str(tmp_path), "--print-command"]
+        assert (mod.main(argv) if hasattr(mod, "main") else
+                mod.run_preset(mod.PRESETS, "cifar10" if "cifar" in path else "imagenet",
+                               mod.__doc__, argv)) == 0
+        assert capsys.readouterr().out.startswith("bmxnet train ")
+    out = str(tmp_path / "bop")
+    assert _script("bop/train_bop.py").main(
+        ["digits", "--epochs", "1", "--num-train", "64", "--num-val", "32", "--out-dir", out,
+         "--no-progress", "--no-plot"]) == 0
+    assert os.path.exists(os.path.join(out, "lenet-0001.params"))
