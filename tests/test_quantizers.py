@@ -333,3 +333,40 @@ def test_grad_req_add_accumulates(rng, layer_kind, hybridize):
     np.testing.assert_allclose(grads[2], 3 * grads[0], rtol=1e-5)
     # bias gradient of sum(y): y.size / 3 per step, three steps
     np.testing.assert_allclose(layer.bias.grad().asnumpy(), np.full(3, y.size), rtol=1e-5)
+
+
+def test_reactnet_blocks(rng, hybridize):
+    """RSign: q(x - alpha_c); RPReLU: PReLU_c(x - gamma_c) + zeta_c, all per channel."""
+    from bmxnet.gluon.blocks import RPReLU, RSign
+    x = _data(rng, (2, 3, 4, 4))
+    alpha = np.array([0.3, -0.2, 0.0], np.float32)
+    rsign = RSign(3)
+    rsign.initialize()
+    rsign.shift.bias.set_data(mx.nd.array(-alpha))  # the bias holds -alpha
+    if hybridize:
+        rsign.hybridize()
+    xs = mx.nd.array(x)
+    xs.attach_grad()
+    dy = rng.randn(*x.shape).astype(np.float32)
+    with autograd.record():
+        y = rsign(xs)
+    y.backward(mx.nd.array(dy))
+    z = x - alpha[None, :, None, None]
+    np.testing.assert_array_equal(y.asnumpy(), np_sign(z))
+    np.testing.assert_allclose(xs.grad.asnumpy(), dy * d_approx(z), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rsign.shift.bias.grad().asnumpy(),  # d/d(-alpha)
+                               (dy * d_approx(z)).sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+
+    gamma, beta, zeta = (rng.randn(3).astype(np.float32) for _ in range(3))
+    rp = RPReLU(3)
+    rp.initialize()
+    rp.shift_in.bias.set_data(mx.nd.array(-gamma))
+    rp.prelu.alpha.set_data(mx.nd.array(beta))
+    rp.shift_out.bias.set_data(mx.nd.array(zeta))
+    if hybridize:
+        rp.hybridize()
+    c = (lambda v: v[None, :, None, None])
+    u = x - c(gamma)
+    np.testing.assert_allclose(rp(mx.nd.array(x)).asnumpy(),
+                               np.where(u > 0, u, c(beta) * u) + c(zeta), rtol=1e-5, atol=1e-6)
+    assert all(getattr(p, "precision", 32) == 32 for p in rp.collect_params().values())

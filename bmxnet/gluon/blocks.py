@@ -1,10 +1,12 @@
 """Learnable building blocks of ReActNet (Liu et al., ECCV 2020, https://arxiv.org/abs/2003.03488).
 
 * :class:`LearnableBias` adds a learnable per-channel shift.
-* :class:`RSign` is ``sign(x - alpha_c)``: a LearnableBias in front of a 1-bit quantizer. In a
+* :class:`RSign` is ``sign(x - alpha_c)``: a LearnableBias (holding ``-alpha``, as ReActNet's
+  code does) in front of a 1-bit quantizer. In a
   network the quantizer is best left to the following QConv2D (``input_quantizer``), which keeps
   the binary convolution on the packed kernels; :class:`RSign` itself is the stand-alone form.
-* :class:`RPReLU` is ``PReLU_c(x - gamma_c) + zeta_c`` with per-channel slope, shift and bias.
+* :class:`RPReLU` is ``PReLU_c(x - gamma_c) + zeta_c`` with per-channel slope, shift and bias
+  (the shifts are LearnableBias blocks holding ``-gamma`` and ``zeta``).
 
 All parameters are real-valued (32-bit): Bop leaves them to its float optimizer.
 """
@@ -43,8 +45,9 @@ class RSign(HybridBlock):
     .. math::
         y_{n,c,h,w} = q(x_{n,c,h,w} - \alpha_c)
 
-    with :math:`q` the 1-bit quantizer (``approx_sign`` as in ReActNet). Its gradient to
-    :math:`\alpha_c` is minus the sum of the pseudo-gradients over the channel.
+    with :math:`q` the 1-bit quantizer (``approx_sign`` as in ReActNet). The parameter is
+    ``shift.bias`` :math:`= -\alpha` (initialised to 0); its gradient is the sum of the
+    pseudo-gradients over the channel.
 
     Parameters
     ----------
@@ -68,6 +71,9 @@ class RPReLU(HybridBlock):
     .. math::
         y_c = \begin{cases} x_c - \gamma_c + \zeta_c & x_c > \gamma_c \\
         \beta_c (x_c - \gamma_c) + \zeta_c & x_c \leq \gamma_c \end{cases}
+
+    Learnable parameters: ``shift_in.bias`` :math:`= -\gamma`, ``prelu.alpha`` :math:`= \beta`,
+    ``shift_out.bias`` :math:`= \zeta`.
 
     Parameters
     ----------
