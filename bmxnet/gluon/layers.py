@@ -207,6 +207,11 @@ class _QuantizerMixin:
             self.bias.precision = 32
         return self._plan.op
 
+    def __repr__(self):
+        base = super().__repr__()
+        return "%s, input_quantizer=%r, kernel_quantizer=%r)" % (
+            base[:-1], self.input_quantizer, self.kernel_quantizer)
+
     @property
     def quant_kwargs(self):
         """The quantization attributes given to the operator."""
