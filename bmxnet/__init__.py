@@ -37,10 +37,20 @@ def _load_library():
 
 _load_library()
 
+
+def kernel_path():
+    """Name of the kernel path the 1-bit layers run on: 'avx512', 'avx2', 'neon', 'scalar' or
+    'reference' (chosen from the CPU at first use; ``BMXNET_KERNEL_PATHS`` narrows it)."""
+    import ctypes
+    lib = ctypes.CDLL(LIB_PATH)
+    lib.bmxnet_kernel_path.restype = ctypes.c_char_p
+    return lib.bmxnet_kernel_path().decode()
+
+
 from . import ops  # noqa: E402  (needs the operators registered)
 
 ops.install()
 
 from . import gluon  # noqa: E402
 
-__all__ = ["gluon", "ops", "LIB_PATH", "OPS"]
+__all__ = ["gluon", "ops", "kernel_path", "LIB_PATH", "OPS"]

@@ -1,0 +1,29 @@
+// Measurements for bench/: the binary GEMM's throughput and the xor + popcount + add peak it is
+// compared with. Not used by the operators; exported through the plugin's C API
+// (operators/mxnet/c_api.cc) so bench/bench_qconv.py can call them.
+#ifndef BMXNET_KERNELS_BENCH_H_
+#define BMXNET_KERNELS_BENCH_H_
+
+#include <cstdint>
+
+namespace bmx {
+
+// Median seconds of one BGEMM (counts = A x B^T, M x N outputs, k_bits bits per dot product,
+// random operands) on the active path, over `reps` calls on `num_threads` threads.
+double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads, int reps);
+
+// Peak bit-MACs per second of xor + popcount + add with register operands only (no loads), on
+// the active path's instruction set (AVX-512 VPOPCNTDQ, or 64-bit scalar popcount elsewhere),
+// summed over `num_threads` threads.
+double bench_peak_bitmacs(int num_threads);
+
+// Register-only peak loops (per-ISA files, exported as descriptors like the kernels): run
+// `iters` iterations and return the number of bit-MACs done; the arithmetic's result goes to
+// *sink so it cannot be optimised away.
+using PeakLoopFn = uint64_t (*)(int64_t iters, uint64_t* sink);
+extern const PeakLoopFn kPeakLoopPortable;
+extern const PeakLoopFn kPeakLoopAvx512;  // only when CMakeLists.txt built the AVX512 path
+
+}  // namespace bmx
+
+#endif  // BMXNET_KERNELS_BENCH_H_
