@@ -9,7 +9,12 @@ Importing the package loads the C++ operator library once, after which ``mx.nd.Q
     net = mx.sym.QConvolution(data, num_filter=64, kernel=(3, 3), pad=(1, 1),
                               act_bit=1, weight_bit=1)
 
-Gluon layers live in :mod:`bmxnet.gluon` (``QConv2D``, ``QDense``, ``QActivation``).
+Gluon layers live in :mod:`bmxnet.gluon` (``QConv2D``, ``QDense``, ``QActivation``), quantizers
+in :mod:`bmxnet.quantizers`, the Bop optimizer in :mod:`bmxnet.optimizer` (``'bop'`` for
+``gluon.Trainer``), models in :mod:`bmxnet.model_zoo`; :func:`binarize` turns a float Gluon model
+into a binary one and :func:`summary` prints a per-layer table. The model converter is
+:mod:`bmxnet.converter`, BMXNet v1 files load with :mod:`bmxnet.legacy`, and ``import bmxnet.onnx``
+adds ONNX export and import.
 """
 import os
 
@@ -51,6 +56,10 @@ from . import ops  # noqa: E402  (needs the operators registered)
 
 ops.install()
 
-from . import gluon  # noqa: E402
+from . import gluon, optimizer, quantizers  # noqa: E402  (optimizer registers 'bop')
+from . import model_zoo  # noqa: E402
+from .binarize import binarize  # noqa: E402
+from .summary import summary  # noqa: E402
 
-__all__ = ["gluon", "ops", "kernel_path", "LIB_PATH", "OPS"]
+__all__ = ["gluon", "ops", "optimizer", "quantizers", "model_zoo", "binarize", "summary",
+           "kernel_path", "LIB_PATH", "OPS"]
