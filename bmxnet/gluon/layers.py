@@ -54,7 +54,6 @@ traced, the layer routes weight and bias through an ``identity`` node so that MX
 """
 from mxnet.gluon import HybridBlock, nn
 
-from .. import optimizer as _optimizer  # noqa: F401  registers 'bop', which reads the metadata
 from .. import quantizers as Q
 
 __all__ = ["QActivation", "QConv2D", "QDense", "quant_layers"]
