@@ -5,6 +5,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "quantize.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -194,6 +196,44 @@ std::string shape_str(const std::vector<unsigned>& s) {
   if (s.size() == 1) o << ",";
   o << ")";
   return o.str();
+}
+
+void infer_weighted_types(bool packed_weights, std::vector<int>* in, std::vector<int>* out) {
+  if (in->at(0) != -1 && in->at(0) != mxnet::ext::kFloat32) {
+    throw OpError("data must be float32; cast the input with .astype('float32')");
+  }
+  in->at(0) = mxnet::ext::kFloat32;
+  const int wtype = packed_weights ? mxnet::ext::kInt64 : mxnet::ext::kFloat32;
+  if (in->at(1) != -1 && in->at(1) != wtype) {
+    throw OpError(packed_weights
+                      ? "binarized_weights_only=True needs packed int64 weights as written by "
+                        "model_converter"
+                      : "weight must be float32 (packed int64 weights need "
+                        "binarized_weights_only=True)");
+  }
+  in->at(1) = wtype;
+  for (size_t i = 2; i < in->size(); ++i) in->at(i) = mxnet::ext::kFloat32;
+  out->at(0) = mxnet::ext::kFloat32;
+}
+
+void expect_shape(std::vector<std::vector<unsigned>>* in, size_t idx,
+                  const std::vector<unsigned>& want, const char* name,
+                  const std::vector<unsigned>& data) {
+  auto& have = in->at(idx);
+  const bool known = !have.empty() && std::none_of(have.begin(), have.end(), dim_unknown);
+  if (known && have != want) {
+    throw OpError(std::string(name) + " has shape " + shape_str(have) + " but " +
+                  shape_str(want) + " is needed for data " + shape_str(data) +
+                  " with these parameters");
+  }
+  have = want;
+}
+
+const float* WeightCache::channel_scale(bool scaling, MXTensor& w, int64_t channels) {
+  if (!scaling) return nullptr;
+  scale_.resize(static_cast<size_t>(channels));
+  bmx::channel_mean_abs(w.data<float>(), channels, w.size() / channels, scale_.data());
+  return scale_.data();
 }
 
 int max_threads() {

@@ -83,6 +83,17 @@ struct QuantParams {
   static QuantParams parse(const AttrReader& r, bool with_weights);
 };
 
+// Input positions of QConvolution / QFullyConnected: data, weight, bias (unless no_bias), and
+// weight_scale when packed weights meet scaling_mode='forward' (the scale can no longer be
+// computed from the weights).
+struct WeightedInputs {
+  bool no_bias;
+  bool scale_input;
+  int count() const { return 2 + (no_bias ? 0 : 1) + (scale_input ? 1 : 0); }
+  int bias() const { return no_bias ? -1 : 2; }
+  int scale() const { return scale_input ? (no_bias ? 2 : 3) : -1; }
+};
+
 // Number of elements of a shape.
 inline int64_t numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -94,6 +105,41 @@ inline int64_t numel(const std::vector<int64_t>& shape) {
 inline bool dim_unknown(unsigned d) { return d == 0 || d == 0xFFFFFFFFu; }
 
 std::string shape_str(const std::vector<unsigned>& s);
+
+// Type inference of every weighted Q-op: float32 data, weight float32 (or int64 packed words with
+// binarized_weights_only), float32 bias/scale and output. Fails on a mismatch with the fix.
+void infer_weighted_types(bool packed_weights, std::vector<int>* in, std::vector<int>* out);
+
+// Shape inference helper: sets input `idx` to `want`, or fails if it is already known and differs.
+void expect_shape(std::vector<std::vector<unsigned>>* in, size_t idx,
+                  const std::vector<unsigned>& want, const char* name,
+                  const std::vector<unsigned>& data);
+
+// State shared by QConvolution and QFullyConnected: the XNOR-Net scale of the latent weights
+// and the packed copy of 1-bit latent weights, rebuilt only when the array or its version
+// changes (the key is only safe inside a persistent op state, see LIBAPI_NOTES section 3).
+class WeightCache {
+ public:
+  // mean |W| per output channel (channels rows of w), or null without scaling.
+  const float* channel_scale(bool scaling, MXTensor& w, int64_t channels);
+  // Packed weights; `pack` fills `words` words from the float weights when the cache is stale.
+  template <typename Pack>
+  const uint64_t* packed(MXTensor& w, int64_t words, Pack&& pack) {
+    if (w.data_ptr != ptr_ || w.verID != ver_ || packed_.size() != static_cast<size_t>(words)) {
+      packed_.assign(static_cast<size_t>(words), 0);
+      pack(packed_.data());
+      ptr_ = w.data_ptr;
+      ver_ = w.verID;
+    }
+    return packed_.data();
+  }
+
+ private:
+  std::vector<float> scale_;
+  std::vector<uint64_t> packed_;
+  const void* ptr_ = nullptr;
+  size_t ver_ = 0;
+};
 
 // OpenMP team size the kernels should use: omp_get_max_threads() (respects OMP_NUM_THREADS
 // and MXNet's per-worker cap), 1 without OpenMP.

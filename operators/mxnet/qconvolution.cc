@@ -67,10 +67,7 @@ struct ConvParams {
     return p;
   }
 
-  bool packed_scale_input() const { return q.binarized_weights_only && q.scaling; }
-  int num_inputs() const { return 2 + (no_bias ? 0 : 1) + (packed_scale_input() ? 1 : 0); }
-  int bias_index() const { return no_bias ? -1 : 2; }
-  int scale_index() const { return packed_scale_input() ? (no_bias ? 2 : 3) : -1; }
+  WeightedInputs inputs() const { return {no_bias, q.binarized_weights_only && q.scaling}; }
 
   bmx::BConv2DShape shape(const std::vector<int64_t>& x) const {
     bmx::BConv2DShape s;
@@ -105,29 +102,14 @@ struct ConvParams {
 
 MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
   return guard(kOp, [&] {
-    *num_in = ConvParams::parse(attrs).num_inputs();
+    *num_in = ConvParams::parse(attrs).inputs().count();
     *num_out = 1;
   });
 }
 
 MXReturnValue infer_type(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
   return guard(kOp, [&] {
-    const ConvParams p = ConvParams::parse(attrs);
-    if (in->at(0) != -1 && in->at(0) != mxnet::ext::kFloat32) {
-      throw OpError("data must be float32; cast the input with .astype('float32')");
-    }
-    in->at(0) = mxnet::ext::kFloat32;
-    const int wtype = p.q.binarized_weights_only ? mxnet::ext::kInt64 : mxnet::ext::kFloat32;
-    if (in->at(1) != -1 && in->at(1) != wtype) {
-      throw OpError(p.q.binarized_weights_only
-                        ? "binarized_weights_only=True needs packed int64 weights as written by "
-                          "model_converter"
-                        : "weight must be float32 (packed int64 weights need "
-                          "binarized_weights_only=True)");
-    }
-    in->at(1) = wtype;
-    for (size_t i = 2; i < in->size(); ++i) in->at(i) = mxnet::ext::kFloat32;
-    out->at(0) = mxnet::ext::kFloat32;
+    infer_weighted_types(ConvParams::parse(attrs).q.binarized_weights_only, in, out);
   });
 }
 
@@ -145,20 +127,13 @@ MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>
                     ") must be divisible by num_group = " + std::to_string(p.num_group));
     }
     const auto expect = [&](size_t idx, const std::vector<unsigned>& want, const char* name) {
-      auto& have = in->at(idx);
-      const bool known = !have.empty() && std::none_of(have.begin(), have.end(), dim_unknown);
-      if (known && have != want) {
-        throw OpError(std::string(name) + " has shape " + shape_str(have) + " but " +
-                      shape_str(want) + " is needed for data " + shape_str(x) +
-                      " with these parameters");
-      }
-      have = want;
+      expect_shape(in, idx, want, name, x);
     };
     expect(1, p.weight_shape(x[1]), "weight");
-    if (p.bias_index() >= 0) expect(p.bias_index(), {static_cast<unsigned>(p.num_filter)}, "bias");
-    if (p.scale_index() >= 0) {
-      expect(p.scale_index(), {static_cast<unsigned>(p.num_filter)}, "weight_scale");
-    }
+    const WeightedInputs io = p.inputs();
+    const std::vector<unsigned> per_channel = {static_cast<unsigned>(p.num_filter)};
+    if (io.bias() >= 0) expect(io.bias(), per_channel, "bias");
+    if (io.scale() >= 0) expect(io.scale(), per_channel, "weight_scale");
     const bmx::BConv2DShape s = p.shape({x[0], x[1], x[2], x[3]});
     if (s.out_h() < 1 || s.out_w() < 1) {
       throw OpError("the kernel (with dilation) is larger than the padded input " + shape_str(x) +
@@ -220,17 +195,22 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
     MXTensor& x = in[0];
     MXTensor& w = in[1];
     const bmx::BConv2DShape s = p_.shape(x.shape);
-    const float* bias = p_.bias_index() >= 0 ? in[p_.bias_index()].data<float>() : nullptr;
+    const WeightedInputs io = p_.inputs();
+    const float* bias = io.bias() >= 0 ? in[io.bias()].data<float>() : nullptr;
     float* y = out->data<float>();
     if (p_.q.binarized_weights_only) {
-      const float* scale = p_.scale_index() >= 0 ? in[p_.scale_index()].data<float>() : nullptr;
+      const float* scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
       bmx::bconv2d(s, x.data<float>(), reinterpret_cast<const bmx::word_t*>(w.data<int64_t>()),
                    scale, bias, y, max_threads());
       return;
     }
-    const float* scale = channel_scale(w);
+    const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);
     if (p_.q.act_bit == 1 && p_.q.weight_bit == 1) {
-      bmx::bconv2d(s, x.data<float>(), packed_weights(s, w), scale, bias, y, max_threads());
+      const bmx::word_t* packed = cache_.packed(w, bmx::bconv2d_packed_weight_words(s),
+                                                [&](bmx::word_t* out) {
+        bmx::pack_conv_weights(s, w.data<float>(), out);
+      });
+      bmx::bconv2d(s, x.data<float>(), packed, scale, bias, y, max_threads());
       return;
     }
     std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
@@ -238,25 +218,6 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
     bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
     conv_forward_float(s, xq.data(), wq.data(), static_cast<float>(p_.q.pad_value), y);
     epilogue(y, s.batch, s.out_channels, s.out_h() * s.out_w(), scale, bias);
-  }
-
-  // mean|W| per output channel under scaling_mode='forward', else null.
-  const float* channel_scale(MXTensor& w) {
-    if (!p_.q.scaling) return nullptr;
-    scale_.resize(static_cast<size_t>(p_.num_filter));
-    bmx::channel_mean_abs(w.data<float>(), p_.num_filter, w.size() / p_.num_filter, scale_.data());
-    return scale_.data();
-  }
-
-  // Packed copy of the latent weights, rebuilt only when the array or its version changes.
-  const bmx::word_t* packed_weights(const bmx::BConv2DShape& s, MXTensor& w) {
-    if (w.data_ptr != packed_ptr_ || w.verID != packed_ver_ || packed_.empty()) {
-      packed_.assign(static_cast<size_t>(bmx::bconv2d_packed_weight_words(s)), 0);
-      bmx::pack_conv_weights(s, w.data<float>(), packed_.data());
-      packed_ptr_ = w.data_ptr;
-      packed_ver_ = w.verID;
-    }
-    return packed_.data();
   }
 
   void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out) {
@@ -290,7 +251,7 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
     }
     // g = dy * alpha (alpha is a constant per output channel).
     std::vector<float> gbuf;
-    const float* scale = channel_scale(w);
+    const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);
     if (scale) {
       gbuf.assign(dy, dy + dy_t.size());
       epilogue(gbuf.data(), s.batch, s.out_channels, P, scale, nullptr);
@@ -319,10 +280,7 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
   }
 
   ConvParams p_;
-  std::vector<float> scale_;
-  std::vector<bmx::word_t> packed_;
-  const void* packed_ptr_ = nullptr;
-  size_t packed_ver_ = 0;
+  WeightCache cache_;
 };
 
 MXReturnValue create_state(const Attrs& attrs, const mxnet::ext::MXContext&,

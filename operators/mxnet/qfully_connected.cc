@@ -44,10 +44,7 @@ struct FCParams {
     return p;
   }
 
-  bool packed_scale_input() const { return q.binarized_weights_only && q.scaling; }
-  int num_inputs() const { return 2 + (no_bias ? 0 : 1) + (packed_scale_input() ? 1 : 0); }
-  int bias_index() const { return no_bias ? -1 : 2; }
-  int scale_index() const { return packed_scale_input() ? (no_bias ? 2 : 3) : -1; }
+  WeightedInputs inputs() const { return {no_bias, q.binarized_weights_only && q.scaling}; }
 
   // (rows, in_units) view of the data.
   template <typename T>
@@ -62,29 +59,14 @@ struct FCParams {
 
 MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
   return guard(kOp, [&] {
-    *num_in = FCParams::parse(attrs).num_inputs();
+    *num_in = FCParams::parse(attrs).inputs().count();
     *num_out = 1;
   });
 }
 
 MXReturnValue infer_type(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
   return guard(kOp, [&] {
-    const FCParams p = FCParams::parse(attrs);
-    if (in->at(0) != -1 && in->at(0) != mxnet::ext::kFloat32) {
-      throw OpError("data must be float32; cast the input with .astype('float32')");
-    }
-    in->at(0) = mxnet::ext::kFloat32;
-    const int wtype = p.q.binarized_weights_only ? mxnet::ext::kInt64 : mxnet::ext::kFloat32;
-    if (in->at(1) != -1 && in->at(1) != wtype) {
-      throw OpError(p.q.binarized_weights_only
-                        ? "binarized_weights_only=True needs packed int64 weights as written by "
-                          "model_converter"
-                        : "weight must be float32 (packed int64 weights need "
-                          "binarized_weights_only=True)");
-    }
-    in->at(1) = wtype;
-    for (size_t i = 2; i < in->size(); ++i) in->at(i) = mxnet::ext::kFloat32;
-    out->at(0) = mxnet::ext::kFloat32;
+    infer_weighted_types(FCParams::parse(attrs).q.binarized_weights_only, in, out);
   });
 }
 
@@ -99,22 +81,15 @@ MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>
     }
     const int64_t cols = p.rows_cols(x).second;
     const auto expect = [&](size_t idx, const std::vector<unsigned>& want, const char* name) {
-      auto& have = in->at(idx);
-      const bool known = !have.empty() && std::none_of(have.begin(), have.end(), dim_unknown);
-      if (known && have != want) {
-        throw OpError(std::string(name) + " has shape " + shape_str(have) + " but " +
-                      shape_str(want) + " is needed for data " + shape_str(x) +
-                      " with these parameters");
-      }
-      have = want;
+      expect_shape(in, idx, want, name, x);
     };
     const unsigned wcols = static_cast<unsigned>(p.q.binarized_weights_only ? bmx::words_for(cols)
                                                                            : cols);
     expect(1, {static_cast<unsigned>(p.num_hidden), wcols}, "weight");
-    if (p.bias_index() >= 0) expect(p.bias_index(), {static_cast<unsigned>(p.num_hidden)}, "bias");
-    if (p.scale_index() >= 0) {
-      expect(p.scale_index(), {static_cast<unsigned>(p.num_hidden)}, "weight_scale");
-    }
+    const WeightedInputs io = p.inputs();
+    const std::vector<unsigned> per_channel = {static_cast<unsigned>(p.num_hidden)};
+    if (io.bias() >= 0) expect(io.bias(), per_channel, "bias");
+    if (io.scale() >= 0) expect(io.scale(), per_channel, "weight_scale");
     if (p.flatten) {
       out->at(0) = {x[0], static_cast<unsigned>(p.num_hidden)};
     } else {
@@ -143,24 +118,22 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
     MXTensor& w = in[1];
     const auto rc = p_.rows_cols(x.shape);
     const int64_t rows = rc.first, cols = rc.second, O = p_.num_hidden;
-    const float* bias = p_.bias_index() >= 0 ? in[p_.bias_index()].data<float>() : nullptr;
+    const WeightedInputs io = p_.inputs();
+    const float* bias = io.bias() >= 0 ? in[io.bias()].data<float>() : nullptr;
     float* y = out->data<float>();
     if (p_.q.binarized_weights_only) {
-      const float* scale = p_.scale_index() >= 0 ? in[p_.scale_index()].data<float>() : nullptr;
+      const float* scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
       bmx::bdense(rows, cols, O, x.data<float>(),
                   reinterpret_cast<const bmx::word_t*>(w.data<int64_t>()), scale, bias, y,
                   max_threads());
       return;
     }
-    const float* scale = channel_scale(w);
+    const float* scale = cache_.channel_scale(p_.q.scaling, w, O);
     if (p_.q.act_bit == 1 && p_.q.weight_bit == 1) {
-      if (w.data_ptr != packed_ptr_ || w.verID != packed_ver_ || packed_.empty()) {
-        packed_.assign(static_cast<size_t>(O * bmx::words_for(cols)), 0);
-        bmx::pack_dense_weights(O, cols, w.data<float>(), packed_.data());
-        packed_ptr_ = w.data_ptr;
-        packed_ver_ = w.verID;
-      }
-      bmx::bdense(rows, cols, O, x.data<float>(), packed_.data(), scale, bias, y, max_threads());
+      const bmx::word_t* packed = cache_.packed(w, O * bmx::words_for(cols), [&](bmx::word_t* out) {
+        bmx::pack_dense_weights(O, cols, w.data<float>(), out);
+      });
+      bmx::bdense(rows, cols, O, x.data<float>(), packed, scale, bias, y, max_threads());
       return;
     }
     std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
@@ -176,13 +149,6 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
         }
       }
     }
-  }
-
-  const float* channel_scale(MXTensor& w) {
-    if (!p_.q.scaling) return nullptr;
-    scale_.resize(static_cast<size_t>(p_.num_hidden));
-    bmx::channel_mean_abs(w.data<float>(), p_.num_hidden, w.size() / p_.num_hidden, scale_.data());
-    return scale_.data();
   }
 
   void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out) {
@@ -205,7 +171,7 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
       }
     }
     std::vector<float> gbuf;
-    if (const float* scale = channel_scale(w)) {
+    if (const float* scale = cache_.channel_scale(p_.q.scaling, w, O)) {
       gbuf.resize(static_cast<size_t>(rows * O));
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t o = 0; o < O; ++o) gbuf[r * O + o] = dy[r * O + o] * scale[o];
@@ -223,10 +189,7 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
   }
 
   FCParams p_;
-  std::vector<float> scale_;
-  std::vector<bmx::word_t> packed_;
-  const void* packed_ptr_ = nullptr;
-  size_t packed_ver_ = 0;
+  WeightCache cache_;
 };
 
 MXReturnValue create_state(const Attrs& attrs, const mxnet::ext::MXContext&,
