@@ -228,7 +228,7 @@ def main(argv=None):
 
     net = build_net(args.hidden)
     net.initialize(mx.init.Xavier())
-    net.hybridize()
+    net.hybridize(static_alloc=True, static_shape=True)
     train(net, x_train, y_train, args)
 
     logits = predict(net, x_test)
