@@ -59,6 +59,32 @@ class AlignedBuffer {
   T* data_;
 };
 
+// Growable, 64-byte aligned, uninitialised scratch memory kept between calls, so that a kernel
+// called again and again (every layer of every inference) does not allocate each time. Declare
+// it thread_local at the point of use: one buffer per thread and per use, never shared.
+// get(n) returns room for at least n Ts (contents unspecified); the pointer stays valid until the
+// next get() on the same buffer. Buffers only grow; a call that needs more than kKeepBytes gets
+// memory that is released again at its next get(), so one huge call does not pin memory forever.
+template <typename T>
+class ScratchBuffer {
+ public:
+  static constexpr int64_t kKeepBytes = int64_t{64} << 20;
+  T* get(int64_t n) {
+    const int64_t bytes = (n < 1 ? 1 : n) * static_cast<int64_t>(sizeof(T));
+    if (bytes > capacity_ || (capacity_ > kKeepBytes && bytes <= kKeepBytes)) {
+      raw_.reset();
+      capacity_ = (bytes + 63) / 64 * 64;
+      raw_.reset(new unsigned char[static_cast<size_t>(capacity_) + 64]);
+    }
+    const uintptr_t p = reinterpret_cast<uintptr_t>(raw_.get());
+    return reinterpret_cast<T*>((p + 63) & ~uintptr_t{63});
+  }
+
+ private:
+  std::unique_ptr<unsigned char[]> raw_;
+  int64_t capacity_ = 0;
+};
+
 }  // namespace bmx
 
 #endif  // BMXNET_KERNELS_THREADING_H_

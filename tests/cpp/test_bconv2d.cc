@@ -22,7 +22,7 @@ std::string describe(const bmx::BConv2DShape& s) {
 
 // Runs the shape on every path (with and without scale/bias as asked) and compares bytes.
 void check_shape(const bmx::BConv2DShape& s, std::mt19937_64& rng, bool use_scale, bool use_bias,
-                 int threads) {
+                 int threads, int64_t pack_budget_words = bmx::kBConv2DPackBudgetWords) {
   const int64_t in_size = s.batch * s.in_channels * s.in_h * s.in_w;
   const int64_t w_size = s.out_channels * s.group_in() * s.kernel_h * s.kernel_w;
   const int64_t out_size = s.batch * s.out_channels * s.out_h() * s.out_w();
@@ -41,10 +41,12 @@ void check_shape(const bmx::BConv2DShape& s, std::mt19937_64& rng, bool use_scal
 
   for (bmx::Path path : tiny::paths_under_test()) {
     std::vector<float> got(out_size + 1, 12345.0f);
-    bmx::bconv2d_with_path(path, s, x.data(), packed.data(), sp, bp, got.data(), threads);
+    bmx::bconv2d_with_path(path, s, x.data(), packed.data(), sp, bp, got.data(), threads,
+                           pack_budget_words);
     const bool same = std::memcmp(got.data(), want.data(), out_size * sizeof(float)) == 0;
     CHECK(same) << bmx::path_name(path) << " " << describe(s) << " scale=" << use_scale
-                << " bias=" << use_bias << " threads=" << threads;
+                << " bias=" << use_bias << " threads=" << threads
+                << " pack_budget_words=" << pack_budget_words;
     if (!same) {
       for (int64_t i = 0; i < out_size; ++i)
         if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
@@ -118,6 +120,11 @@ TEST(bconv2d_fixed_shapes) {
       make(1, 2, 1, 1, 3, 3, 3, 1, 2, 2, 1, 0),       // every tap but one in the border
       make(3, 5, 11, 13, 81, 3, 1, 3, 1, 1, 1, 0),    // non-square kernel, stride 3, 81 outputs
       make(1, 256, 14, 14, 32, 3, 3, 1, 1, 1, 1, 0),  // a ResNet-like layer (fewer outputs)
+      make(2, 65, 9, 9, 130, 7, 7, 1, 3, 1, 1, 0),    // 49 border classes, 3 blocks of outputs
+      make(1, 64, 30, 30, 8, 3, 3, 1, 1, 1, 1, 0),    // 28 panels over 30-pixel rows
+      make(2, 63, 3, 20, 5, 1, 1, 1, 0, 1, 1, 0),     // 1x1: panels span output rows
+      make(1, 1, 17, 3, 70, 1, 3, 1, 1, 1, 1, -1),    // 1 channel, 1x3, pad -1
+      make(3, 130, 5, 6, 14, 2, 2, 2, 1, 1, 2, 1),    // 2x2 stride 2, groups 2, pad +1
   };
   for (const bmx::BConv2DShape& s : shapes) {
     check_shape(s, rng, true, true, 1);
@@ -132,6 +139,24 @@ TEST(bconv2d_fixed_shapes) {
   s.pad_h = 2;
   s.dilate_w = 2;
   check_shape(s, rng, true, true, 2);
+}
+
+// The packed input is built in blocks of images when a batch would not fit the packing budget;
+// a tiny budget puts every image in its own block.
+TEST(bconv2d_image_blocks) {
+  std::mt19937_64 rng(tiny::g_seed + 24);
+  const bmx::BConv2DShape shapes[] = {
+      make(3, 65, 7, 9, 12, 3, 3, 1, 1, 1, 1, 0),
+      make(2, 8, 5, 5, 8, 3, 3, 2, 1, 1, 4, 1),
+      make(3, 64, 6, 6, 9, 1, 1, 1, 0, 1, 1, -1),
+  };
+  for (const bmx::BConv2DShape& s : shapes) {
+    for (int64_t budget : {int64_t{1}, int64_t{200}, int64_t{1000}}) {
+      check_shape(s, rng, true, true, 1, budget);
+      check_shape(s, rng, false, true, 2, budget);
+      RETURN_IF_FAILED();
+    }
+  }
 }
 
 TEST(bconv2d_random_shapes) {

@@ -1,25 +1,37 @@
-// Binary 2-D convolution: sign-pack the input channel-minor, im2col over packed words straight
-// into the BGEMM kernel's panel layout, xor-popcount GEMM, output transform with the exact
-// border correction. The maths is in output_transform.h.
+// Binary 2-D convolution: sign-pack the input into padded planes of words, copy the im2col
+// words of a panel of output pixels straight into the BGEMM kernel's panel layout, xor-popcount
+// GEMM, then the vectorised output transform with the exact border correction
+// (output_kernels.h). The maths is in output_transform.h.
 //
 // Data layout per call:
 //   input   NCHW floats
-//   packed  [batch][in_h * in_w][groups][words_for(group_in)]   (channel-minor, "NHWC words")
+//   packed  [image][group][word][Hp][Wp]: for every image, group and word i of a pixel's channel
+//           bits (channels 64i .. 64i+63 of the group) one plane of words, the input inside a
+//           frame of pad words (the encoding of pad_value, 0 for pad_value 0)
 //   weights [out_channels][kernel_h][kernel_w][words_for(group_in)]  (pack_conv_weights)
 //   panel   [K = taps * words][nr]: K-word k of the im2col rows of nr consecutive output pixels,
 //           tap-major and word-minor, the same order as a weight row, so weight rows are used as
 //           the GEMM's A operand in place.
-// Work is split over (image, group, panel of nr output pixels[, chunk of output channels]); each
-// task builds its panel in a per-thread buffer that stays in L1/L2 while all output channels of
-// the group stream over it.
+// With the frame in place, the im2col words of a run of output pixels of one output row, for one
+// tap and word, are consecutive words of one plane (stride_w apart): building a panel is a few
+// memcpy's, with no bounds checks and no per-pixel index arithmetic. For a 1x1 kernel with
+// stride 1 (or any kernel whose output rows tile the padded rows) a whole panel is one run.
+//
+// Work, in one parallel region: the border correction table (once per call), then per block of
+// images the packing (planes x blocks of rows), then (image, group, panel of output pixels[,
+// chunk of output channels]) tasks. A task builds its panel in a per-thread buffer that stays in
+// L1 while the output channels stream over it 64 at a time (GEMM into an L1 block of counts,
+// then the output transform writes the block's floats). All buffers are per-thread scratch
+// reused from call to call (threading.h); only a few small tables are allocated per call.
 #include "bconv2d/bconv2d.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "bconv2d/output_transform.h"
+#include "bconv2d/output_kernels.h"
 #include "bgemm/bgemm.h"
 #include "bitpack/bitpack.h"
 #include "threading.h"
@@ -94,25 +106,48 @@ std::vector<TapRange> tap_ranges(int64_t out, int64_t in, int64_t k, int64_t str
 }
 
 // Maps each output index to a class of equal tap ranges; class 0 is the full range [0, k).
-std::vector<int> classify(const std::vector<TapRange>& ranges, int64_t k,
-                          std::vector<TapRange>* distinct) {
+std::vector<int32_t> classify(const std::vector<TapRange>& ranges, int64_t k,
+                              std::vector<TapRange>* distinct) {
   distinct->assign(1, TapRange{0, k});
-  std::vector<int> cls(ranges.size());
+  std::vector<int32_t> cls(ranges.size());
   for (size_t i = 0; i < ranges.size(); ++i) {
     size_t c = 0;
     while (c < distinct->size() &&
            ((*distinct)[c].lo != ranges[i].lo || (*distinct)[c].hi != ranges[i].hi))
       ++c;
     if (c == distinct->size()) distinct->push_back(ranges[i]);
-    cls[i] = static_cast<int>(c);
+    cls[i] = static_cast<int32_t>(c);
   }
   return cls;
 }
 
+// Copies len words, src with stride sstride, dst with stride dstride.
+inline void copy_words(const word_t* src, int64_t sstride, word_t* dst, int64_t dstride,
+                       int64_t len) {
+  if (sstride == 1 && dstride == 1) {
+    std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(word_t));
+    return;
+  }
+  for (int64_t x = 0; x < len; ++x) dst[x * dstride] = src[x * sstride];
+}
+
+constexpr int64_t kCorrBlock = 64;           // output channels per block of the correction table
+constexpr int64_t kRowBlock = 64;            // output channels per GEMM call + output transform
+
+// Scratch memory reused across calls (see ScratchBuffer): the packed input of the calling thread,
+// and per thread the panel, the counts and the panel's border classes.
+thread_local ScratchBuffer<word_t> t_packed;
+thread_local ScratchBuffer<int32_t> t_corr;
+thread_local ScratchBuffer<int32_t> t_corr_tmp;
+thread_local ScratchBuffer<word_t> t_panel;
+thread_local ScratchBuffer<int32_t> t_counts;
+thread_local ScratchBuffer<int32_t> t_cls;
+
 }  // namespace
 
 void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, const word_t* packed_w,
-                       const float* scale, const float* bias, float* output, int num_threads) {
+                       const float* scale, const float* bias, float* output, int num_threads,
+                       int64_t pack_budget_words) {
   const std::string err = bconv2d_check(s);
   if (!err.empty()) throw std::invalid_argument(err);
   if (s.batch == 0) return;
@@ -120,146 +155,199 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
   const int64_t G = s.groups, cg = s.group_in(), mg = s.group_out(), wpp = words_for(cg);
   const int64_t H = s.in_h, W = s.in_w, HW = H * W, OH = s.out_h(), OW = s.out_w(), P = OH * OW;
   const int64_t kh = s.kernel_h, kw = s.kernel_w, T = kh * kw, K = T * wpp, nbits = T * cg;
+  const int64_t sh = s.stride_h, sw = s.stride_w, dh = s.dilate_h, dw = s.dilate_w;
+  const int64_t O = s.out_channels;
   const int threads = resolve_threads(num_threads);
-
-  // 1. Sign-pack the input, channel-minor, per group.
   const BitpackKernels& bp = bitpack_for_path(path);
-  AlignedBuffer<word_t> packed(s.batch * HW * G * wpp);
-  {
-    const int64_t chunk = 512;
-    const int64_t chunks = (HW + chunk - 1) / chunk;
-    const int64_t tasks = s.batch * G * chunks;
-    word_t* pk = packed.get();
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && tasks > 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t c = t % chunks, bg = t / chunks, g = bg % G, b = bg / G;
-      const int64_t p0 = c * chunk, np = std::min(chunk, HW - p0);
-      bp.pack_channels(input + (b * s.in_channels + g * cg) * HW + p0, cg, HW, np,
-                       pk + ((b * HW + p0) * G + g) * wpp, G * wpp);
-    }
-  }
-
-  // 2. Border taps: the word written for them, and (pad_value 0) the exact correction tables.
-  std::vector<word_t> pad_word(wpp, 0);
-  if (s.pad_value == 1) {
-    for (int64_t i = 0; i < wpp; ++i) pad_word[i] = ~word_t{0};
-    if (cg % kWordBits) pad_word[wpp - 1] = (word_t{1} << (cg % kWordBits)) - 1;
-  }
-  // Output rows (columns) whose kernel rows (columns) are not all inside the input come in a few
-  // distinct tap ranges; a border pixel's class is its (row range, column range) pair.
-  std::vector<TapRange> yranges, xranges;
-  const std::vector<int> ycls =
-      classify(tap_ranges(OH, H, kh, s.stride_h, s.pad_h, s.dilate_h), kh, &yranges);
-  const std::vector<int> xcls =
-      classify(tap_ranges(OW, W, kw, s.stride_w, s.pad_w, s.dilate_w), kw, &xranges);
-  const int64_t ny = static_cast<int64_t>(yranges.size()),
-                nx = static_cast<int64_t>(xranges.size());
-  const bool correct = s.pad_value == 0 && ny * nx > 1;
-  // corr[yc * nx + xc][o] = sum of S(o, t) over the taps t outside the input for that class
-  // (class 0 x 0 is the interior: 0), with S(o, t) = 2 popcount(W[o][t]) - cg. The popcounts of
-  // all (output channel, tap) word runs are one GEMV against a zero vector, done by the path's
-  // own kernel; the sums run over o in the innermost loop so that they vectorise.
-  const int64_t ncls = ny * nx, O = s.out_channels;
-  std::vector<int32_t> corr(correct ? ncls * O : 0, 0);
-  if (correct) {
-    std::vector<int32_t> pc(O * T), St(T * O);
-    std::vector<word_t> zeros(wpp, 0);
-    const BGemmKernel& gemv = select_bgemm_kernel(path, O * T, 1, wpp);
-    bgemm_with_kernel(gemv, O * T, 1, wpp, packed_w, wpp, zeros.data(), wpp, pc.data(), 1, threads);
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t t = 0; t < T; ++t) St[t * O + o] = 2 * pc[o * T + t] - static_cast<int32_t>(cg);
-    for (int64_t yc = 0; yc < ny; ++yc)
-      for (int64_t xc = 0; xc < nx; ++xc) {
-        int32_t* c = corr.data() + (yc * nx + xc) * O;
-        for (int64_t ky = 0; ky < kh; ++ky)
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            if (ky >= yranges[yc].lo && ky < yranges[yc].hi && kx >= xranges[xc].lo &&
-                kx < xranges[xc].hi)
-              continue;  // inside the input
-            const int32_t* st = St.data() + (ky * kw + kx) * O;
-            for (int64_t o = 0; o < O; ++o) c[o] += st[o];
-          }
-      }
-  }
-
-  // 3. GEMM per (image, group, panel of output pixels, chunk of output channels).
+  const OutputKernels& ok = output_kernels_for_path(path);
   const BGemmKernel& kernel = select_bgemm_kernel(path, mg, P, K);
+
+  // 1. Layout of the packed input: per (image, group, word i of a pixel) one plane of Hp x Wp
+  // words, the input's signs inside a frame of pad words: pad_h / pad_w before, and after it as
+  // much as the last taps read (pad_h / pad_w, or more where the integer division in out_h()
+  // lets a kernel larger than the padded input run past it). Every im2col word of every output
+  // pixel is then a plain load from a plane (no bounds checks), and a row of output pixels
+  // reads a run of consecutive words (stride_w apart) per tap and word.
+  const int64_t Hp = std::max(H + 2 * s.pad_h, (OH - 1) * sh + (kh - 1) * dh + 1);
+  const int64_t Wp = std::max(W + 2 * s.pad_w, (OW - 1) * sw + (kw - 1) * dw + 1);
+  const int64_t plane = Hp * Wp;
+  const int64_t image_words = G * wpp * plane;
+  const int64_t block_images = std::max<int64_t>(1, std::min(s.batch, pack_budget_words / image_words));
+  word_t pad_word_last = 0;  // pad word: all ones over the real channel bits for +1, else 0
+  if (s.pad_value == 1)
+    pad_word_last = cg % kWordBits ? (word_t{1} << (cg % kWordBits)) - 1 : ~word_t{0};
+  auto pad_word = [&](int64_t i) {
+    return s.pad_value != 1 ? word_t{0} : i + 1 < wpp ? ~word_t{0} : pad_word_last;
+  };
+  // Input rows some tap reads (a 1x1 convolution with stride 2 reads every other row only).
+  std::vector<char> row_used(H, 0);
+  for (int64_t oy = 0; oy < OH; ++oy)
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const int64_t iy = oy * sh - s.pad_h + ky * dh;
+      if (iy >= 0 && iy < H) row_used[iy] = 1;
+    }
+
+  // 2. Border correction (pad_value 0, see output_transform.h): output rows (columns) fall in a
+  // few classes of equal in-bounds kernel-row (column) range; a pixel's class is the pair, and
+  // class 0 is the interior. corr[o * ldcorr + class] = sum of S(o, t) over the taps t outside
+  // the class's rectangle, S(o, t) = 2 popcount(W[o][t]) - cg.
+  std::vector<TapRange> yranges, xranges;
+  const std::vector<int32_t> ycls =
+      classify(tap_ranges(OH, H, kh, sh, s.pad_h, dh), kh, &yranges);
+  const std::vector<int32_t> xcls =
+      classify(tap_ranges(OW, W, kw, sw, s.pad_w, dw), kw, &xranges);
+  const int64_t ny = static_cast<int64_t>(yranges.size()),
+                nx = static_cast<int64_t>(xranges.size()), ncls = ny * nx;
+  const bool correct = s.pad_value == 0 && ncls > 1;
+  const int64_t ldcorr = ncls <= 16 ? 16 : ncls;
+  int32_t* corr = correct ? t_corr.get(O * ldcorr) : nullptr;  // [O][ldcorr]
+
+  // 3. GEMM tasks: (image, group, panel of output pixels, chunk of output channels). Panels are
+  // balanced: ceil(P / nr) of them, of equal width rounded up to whole vectors of 8 columns.
   const int nr = kernel.nr;
   const int64_t panels = (P + nr - 1) / nr;
-  const int64_t col_tasks = s.batch * G * panels;
+  int64_t pwidth = (P + panels - 1) / panels;
+  if (nr % 8 == 0) pwidth = std::min<int64_t>(nr, (pwidth + 7) / 8 * 8);
+  const int64_t npanels = (P + pwidth - 1) / pwidth;
+  const int64_t col_tasks = block_images * G * npanels;
   const RowSplit split = split_rows(mg, col_tasks, threads);
-  const int64_t tasks = col_tasks * split.chunks;
-  const bool direct = T == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
-  const word_t* pk = packed.get();
-  // Where word k of the im2col row of panel column j goes.
   const int64_t kstride = kernel.row_panel ? 1 : nr, jstride = kernel.row_panel ? K : 1;
+  // Output rows are contiguous runs of input words in the padded planes when stride_w = 1 and
+  // every padded column is an output column: then a panel is one run per tap and word.
+  const bool flat = sh == 1 && sw == 1 && OW == Wp;
+  // Pack tasks: (image, group, word) planes x blocks of padded rows.
+  const int64_t planes = block_images * G * wpp;
+  const int64_t row_block =
+      planes >= 4 * threads ? Hp : std::max<int64_t>(1, (Hp * planes + 4 * threads - 1) / (4 * threads * planes) );
 
-#pragma omp parallel num_threads(threads) if (threads > 1 && tasks > 1)
+  word_t* packed = t_packed.get(block_images * image_words);
+  const bool parallel = threads > 1;
+
+#pragma omp parallel num_threads(threads) if (parallel)
   {
-    AlignedBuffer<word_t> panel_buf(K * nr);
-    AlignedBuffer<int32_t> counts(split.rows * nr);
-    std::vector<int> border(nr), border_cls(nr);  // panel columns that are border pixels
-#pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t chunk = t % split.chunks, rest = t / split.chunks;
-      const int64_t p = rest % panels, bg = rest / panels, g = bg % G, b = bg / G;
-      const int64_t n0 = p * nr;
-      const int n = static_cast<int>(std::min<int64_t>(nr, P - n0));
-      word_t* panel = panel_buf.get();
+    if (correct) {
+      // Per block of output channels: the popcounts of all (channel, tap) weight runs, then
+      // for each class the sum over the taps outside its rectangle, with the channels in the
+      // innermost loops so that they vectorise.
+#pragma omp for schedule(static)
+      for (int64_t o0 = 0; o0 < O; o0 += kCorrBlock) {
+        const int64_t no = std::min(kCorrBlock, O - o0);
+        int32_t* pc = t_corr_tmp.get((2 * T + 1) * kCorrBlock);  // [no][T], [T][kCorrBlock], sum
+        int32_t* pt = pc + T * kCorrBlock;
+        int32_t* sum = pt + T * kCorrBlock;
+        ok.popcount_runs(packed_w + o0 * T * wpp, no * T, wpp, pc);
+        for (int64_t o = 0; o < no; ++o)
+          for (int64_t t = 0; t < T; ++t) pt[t * kCorrBlock + o] = pc[o * T + t];
+        for (int64_t yc = 0; yc < ny; ++yc)
+          for (int64_t xc = 0; xc < nx; ++xc) {
+            const TapRange yr = yranges[yc], xr = xranges[xc];
+            int32_t outside = 0;
+            for (int64_t o = 0; o < no; ++o) sum[o] = 0;
+            for (int64_t ky = 0; ky < kh; ++ky)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                if (ky >= yr.lo && ky < yr.hi && kx >= xr.lo && kx < xr.hi) continue;
+                ++outside;
+                const int32_t* src = pt + (ky * kw + kx) * kCorrBlock;
+                for (int64_t o = 0; o < no; ++o) sum[o] += src[o];
+              }
+            // sum over the outside taps of S = 2 popcount - cg
+            const int32_t off = outside * static_cast<int32_t>(cg);
+            int32_t* dst = corr + o0 * ldcorr + yc * nx + xc;
+            for (int64_t o = 0; o < no; ++o) dst[o * ldcorr] = 2 * sum[o] - off;
+          }
+        for (int64_t o = 0; o < no; ++o)
+          for (int64_t c = ncls; c < ldcorr; ++c) corr[(o0 + o) * ldcorr + c] = 0;
+      }
+    }
 
-      // im2col of pixels n0 .. n0+n-1 into the panel.
-      if (direct) {
-        // 1x1, stride 1, no padding: the im2col row of a pixel is its packed input word run.
-        pack_panel(kernel, K, pk + ((b * HW + n0) * G + g) * wpp, G * wpp, n, panel);
-      } else {
-        for (int j = 0; j < nr; ++j) {
-          if (j >= n) {
-            if (!kernel.row_panel)
-              for (int64_t k = 0; k < K; ++k) panel[k * nr + j] = 0;
+    for (int64_t b0 = 0; b0 < s.batch; b0 += block_images) {
+      const int64_t nimg = std::min(block_images, s.batch - b0);
+
+      // Sign-pack the images of this block into their padded planes.
+      const int64_t row_blocks = (Hp + row_block - 1) / row_block;
+      const int64_t pack_tasks = nimg * G * wpp * row_blocks;
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < pack_tasks; ++t) {
+        const int64_t rb = t % row_blocks, pl = t / row_blocks;  // pl = (image, group, word)
+        const int64_t i = pl % wpp, bg = pl / wpp, g = bg % G, b = b0 + bg / G;
+        const int64_t nc = std::min<int64_t>(kWordBits, cg - i * kWordBits);
+        const word_t pw = pad_word(i);
+        word_t* dst_plane = packed + pl * plane;
+        const float* src = input + (b * s.in_channels + g * cg + i * kWordBits) * HW;
+        for (int64_t yp = rb * row_block; yp < std::min(Hp, (rb + 1) * row_block); ++yp) {
+          word_t* row = dst_plane + yp * Wp;
+          const int64_t iy = yp - s.pad_h;
+          if (iy < 0 || iy >= H) {
+            for (int64_t x = 0; x < Wp; ++x) row[x] = pw;
             continue;
           }
-          const int64_t oy = (n0 + j) / OW, ox = (n0 + j) % OW;
+          for (int64_t x = 0; x < s.pad_w; ++x) row[x] = pw;
+          for (int64_t x = s.pad_w + W; x < Wp; ++x) row[x] = pw;
+          if (row_used[iy]) bp.pack_channels(src + iy * W, nc, HW, W, row + s.pad_w, 1);
+        }
+      }
+
+      // GEMM, border correction and output transform per panel.
+      const int64_t tasks = nimg * G * npanels * split.chunks;
+#pragma omp for schedule(dynamic)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t chunk = t % split.chunks, rest = t / split.chunks;
+        const int64_t p = rest % npanels, bg = rest / npanels, g = bg % G, bl = bg / G;
+        const int64_t b = b0 + bl;
+        const int64_t n0 = p * pwidth, n = std::min(pwidth, P - n0);
+        word_t* panel = t_panel.get(K * nr);
+        int32_t* cls = correct ? t_cls.get(nr) : nullptr;
+        bool border = false;
+        const word_t* img = packed + (bl * G + g) * wpp * plane;
+
+        // im2col of output pixels n0 .. n0+n-1 into the panel, a run of output pixels of one
+        // output row (or of several rows when flat) at a time.
+        for (int64_t j = 0; j < n;) {
+          const int64_t q = n0 + j, oy = q / OW, ox = q % OW;
+          const int64_t len = flat ? n - j : std::min(n - j, OW - ox);
           for (int64_t ky = 0; ky < kh; ++ky) {
-            const int64_t iy = oy * s.stride_h - s.pad_h + ky * s.dilate_h;
+            const int64_t row0 = (oy * sh + ky * dh) * Wp + ox * sw;
             for (int64_t kx = 0; kx < kw; ++kx) {
-              const int64_t ix = ox * s.stride_w - s.pad_w + kx * s.dilate_w;
+              const word_t* src = img + row0 + kx * dw;
               word_t* dst = panel + (ky * kw + kx) * wpp * kstride + j * jstride;
-              const word_t* src = (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                                      ? pk + ((b * HW + iy * W + ix) * G + g) * wpp
-                                      : pad_word.data();
-              for (int64_t i = 0; i < wpp; ++i) dst[i * kstride] = src[i];
+              for (int64_t i = 0; i < wpp; ++i)
+                copy_words(src + i * plane, sw, dst + i * kstride, jstride, len);
             }
           }
+          if (correct) {
+            for (int64_t x = 0; x < len; ++x) {
+              const int64_t qq = q + x;
+              const int32_t c = static_cast<int32_t>(ycls[qq / OW] * nx + xcls[qq % OW]);
+              cls[j + x] = c;
+              border |= c != 0;
+            }
+          }
+          j += len;
         }
-      }
+        if (!kernel.row_panel && n < nr)
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = n; j < nr; ++j) panel[k * nr + j] = 0;
 
-      const int64_t m0 = chunk * split.rows, rows = std::min(mg, m0 + split.rows) - m0;
-      kernel.run(rows, K, packed_w + (g * mg + m0) * K, K, panel, n, counts.get(), nr);
-
-      // Output transform (+ border correction): integer dot products first (the correction
-      // only for the border pixels of the panel), then one vectorisable float pass per row.
-      int nborder = 0;
-      if (correct) {
-        for (int j = 0; j < n; ++j) {
-          const int cls = static_cast<int>(ycls[(n0 + j) / OW] * nx + xcls[(n0 + j) % OW]);
-          if (cls == 0) continue;
-          border[nborder] = j;
-          border_cls[nborder] = cls;
-          ++nborder;
+        const int64_t m_begin = chunk * split.rows, m_end = std::min(mg, m_begin + split.rows);
+        int32_t* counts = t_counts.get(kRowBlock * nr);
+        for (int64_t m0 = m_begin; m0 < m_end; m0 += kRowBlock) {
+          const int64_t rows = std::min(kRowBlock, m_end - m0), o0 = g * mg + m0;
+          kernel.run(rows, K, packed_w + o0 * K, K, panel, static_cast<int>(n), counts, nr);
+          OutputBlock ob;
+          ob.counts = counts;
+          ob.ldc = nr;
+          ob.rows = rows;
+          ob.n = n;
+          ob.nbits = static_cast<int32_t>(nbits);
+          ob.corr = border ? corr + o0 * ldcorr : nullptr;
+          ob.ldcorr = ldcorr;
+          ob.cls = border ? cls : nullptr;
+          ob.scale = scale != nullptr ? scale + o0 : nullptr;
+          ob.bias = bias != nullptr ? bias + o0 : nullptr;
+          ob.out = output + (b * O + o0) * P + n0;
+          ob.ldo = P;
+          ok.block(ob);
         }
-      }
-      int32_t* dots = counts.get();  // counts become dot products in place
-      for (int64_t r = 0; r < rows; ++r)
-        for (int j = 0; j < n; ++j)
-          dots[r * nr + j] = static_cast<int32_t>(nbits) - 2 * dots[r * nr + j];
-      for (int i = 0; i < nborder; ++i) {
-        const int32_t* c = corr.data() + border_cls[i] * O + g * mg + m0;
-        int32_t* d = dots + border[i];
-        for (int64_t r = 0; r < rows; ++r) d[r * nr] += c[r];
-      }
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t o = g * mg + m0 + r;
-        write_output(dots + r * nr, n, scale, bias, o, output + (b * s.out_channels + o) * P + n0);
       }
     }
   }

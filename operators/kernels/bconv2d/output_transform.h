@@ -31,13 +31,13 @@
 //     ky*dilation, is monotone in ky; likewise columns). Output rows therefore fall into a few
 //     classes of equal kernel-row range (typically: top border rows, the interior, bottom border
 //     rows), and output columns likewise; a pixel's class is the pair. bconv2d.cc builds
-//         corr[class][o] = sum_{t outside the class's rectangle} S(o,t)
-//     once per call (classes x output channels, with the sum over o innermost so it
-//     vectorises; the interior class is 0) and adds corr[class(p)][o] to the dot products of
-//     the border pixels only. The correction is an integer added before the conversion to
-//     float, so the result is exact.
-// The S(o,t) come from the packed weights (one GEMV of all weight word runs against zero words,
-// on the same kernel path) at every call, so the public API needs no extra weight tensor.
+//         corr[o][class] = sum_{t outside the class's rectangle} S(o,t)
+//     once per call (per block of output channels, with the channels innermost so the sums
+//     vectorise; the interior class is 0), and the output kernels (output_kernels.h) add
+//     corr[o][class(p)] to the dot products of the panels that hold border pixels. The
+//     correction is an integer added before the conversion to float, so the result is exact.
+// The S(o,t) come from the packed weights (the popcount of every (channel, tap) word run, by the
+// path's own popcount_runs kernel) at every call, so the public API needs no extra weight tensor.
 //
 // The output transform
 // --------------------

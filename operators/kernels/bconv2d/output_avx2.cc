@@ -1,0 +1,115 @@
+// AVX2 output kernels. Compiled with -mavx2 -mfma (see CMakeLists.txt; the multiplication and the
+// addition stay separate instructions, -ffp-contract=off); only reached through kOutputAvx2 (see
+// dispatch.h for the rules of ISA files).
+//
+// Output block: 8 outputs of a row per step (counts -> dot -> + correction by a gather -> float
+// -> scale -> bias), the tail of a row with masked loads and stores.
+// Popcount runs: the pshufb nibble-table popcount, bytes summed into 64-bit lanes with vpsadbw.
+#include <immintrin.h>
+
+#include "bconv2d/output_kernels.h"
+
+namespace bmx {
+namespace {
+
+inline __m256i tail_mask(int64_t left) {  // lanes < left all-ones (left < 8)
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
+}
+
+template <bool kScale, bool kBias, bool kCorr>
+void block_rows(const OutputBlock& b) {
+  const __m256i nbits = _mm256_set1_epi32(b.nbits);
+  const __m256i all = _mm256_set1_epi32(-1);
+  for (int64_t r = 0; r < b.rows; ++r) {
+    const int32_t* c = b.counts + r * b.ldc;
+    float* out = b.out + r * b.ldo;
+    const __m256 sc = _mm256_set1_ps(kScale ? b.scale[r] : 1.0f);
+    const __m256 bi = _mm256_set1_ps(kBias ? b.bias[r] : 0.0f);
+    const int* corr = kCorr ? reinterpret_cast<const int*>(b.corr + r * b.ldcorr) : nullptr;
+    for (int64_t j = 0; j < b.n; j += 8) {
+      const bool full = b.n - j >= 8;
+      const __m256i m = full ? all : tail_mask(b.n - j);
+      __m256i cnt, idx = _mm256_setzero_si256();
+      if (full) {
+        cnt = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + j));
+        if (kCorr) idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.cls + j));
+      } else {
+        cnt = _mm256_maskload_epi32(reinterpret_cast<const int*>(c + j), m);
+        if (kCorr) idx = _mm256_maskload_epi32(reinterpret_cast<const int*>(b.cls + j), m);
+      }
+      __m256i d = _mm256_sub_epi32(nbits, _mm256_slli_epi32(cnt, 1));
+      if (kCorr)
+        d = _mm256_add_epi32(d, _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), corr, idx, m, 4));
+      __m256 v = _mm256_cvtepi32_ps(d);
+      if (kScale) v = _mm256_mul_ps(v, sc);
+      if (kBias) v = _mm256_add_ps(v, bi);
+      if (full)
+        _mm256_storeu_ps(out + j, v);
+      else
+        _mm256_maskstore_ps(out + j, m, v);
+    }
+  }
+}
+
+template <bool kCorr>
+void block_corr(const OutputBlock& b) {
+  if (b.scale != nullptr && b.bias != nullptr)
+    block_rows<true, true, kCorr>(b);
+  else if (b.scale != nullptr)
+    block_rows<true, false, kCorr>(b);
+  else if (b.bias != nullptr)
+    block_rows<false, true, kCorr>(b);
+  else
+    block_rows<false, false, kCorr>(b);
+}
+
+void block_avx2(const OutputBlock& b) {
+  if (b.cls == nullptr)
+    block_corr<false>(b);
+  else
+    block_corr<true>(b);
+}
+
+// Popcounts of 4 words as 4 64-bit lanes.
+inline __m256i popcount4(__m256i v) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1,
+                                       2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+  const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+  return _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256());
+}
+
+void popcount_runs_avx2(const word_t* x, int64_t runs, int64_t len, int32_t* out) {
+  int64_t r = 0;
+  if (len == 1) {  // 4 runs per vector
+    alignas(32) long long tmp[4];
+    for (; r + 4 <= runs; r += 4) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp),
+                         popcount4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + r))));
+      for (int i = 0; i < 4; ++i) out[r + i] = static_cast<int32_t>(tmp[i]);
+    }
+  }
+  const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+  for (; r < runs; ++r) {
+    const word_t* p = x + r * len;
+    __m256i acc = _mm256_setzero_si256();
+    int64_t w = 0;
+    for (; w + 4 <= len; w += 4)
+      acc = _mm256_add_epi64(acc, popcount4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + w))));
+    if (w < len) {
+      const __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x(len - w), lane);
+      acc = _mm256_add_epi64(
+          acc, popcount4(_mm256_maskload_epi64(reinterpret_cast<const long long*>(p + w), m)));
+    }
+    const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    out[r] = static_cast<int32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
+  }
+}
+
+}  // namespace
+
+const OutputKernels kOutputAvx2 = {"avx2", block_avx2, popcount_runs_avx2};
+
+}  // namespace bmx

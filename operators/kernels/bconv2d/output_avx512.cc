@@ -1,0 +1,116 @@
+// AVX-512 output kernels. Compiled with -mavx512f -mavx512bw -mavx512vpopcntdq (see
+// CMakeLists.txt); only reached through kOutputAvx512 (see dispatch.h for the rules of ISA files).
+//
+// Output block: 16 outputs of a row per step: load 16 counts, dot = nbits - 2 * count, add the
+// border correction (looked up with one vpermd when a row of the table is 16 entries, a gather
+// otherwise), convert, multiply, add, store; the tail of a row is masked.
+//
+// Popcount runs: runs of up to 8 words are loaded with a mask (one run per register), popcounted
+// with vpopcntq, and 8 runs are summed horizontally together by a transposing add tree, so that
+// 8 results leave in one store.
+#include <immintrin.h>
+
+#include "bconv2d/output_kernels.h"
+
+namespace bmx {
+namespace {
+
+template <bool kScale, bool kBias, int kCorr>  // kCorr: 0 none, 1 permute (ldcorr 16), 2 gather
+void block_rows(const OutputBlock& b) {
+  const __m512i nbits = _mm512_set1_epi32(b.nbits);
+  for (int64_t r = 0; r < b.rows; ++r) {
+    const int32_t* c = b.counts + r * b.ldc;
+    float* out = b.out + r * b.ldo;
+    const __m512 sc = _mm512_set1_ps(kScale ? b.scale[r] : 1.0f);
+    const __m512 bi = _mm512_set1_ps(kBias ? b.bias[r] : 0.0f);
+    const int32_t* corr = kCorr ? b.corr + r * b.ldcorr : nullptr;
+    __m512i table = _mm512_setzero_si512();
+    if (kCorr == 1) table = _mm512_loadu_si512(corr);
+    for (int64_t j = 0; j < b.n; j += 16) {
+      const int64_t left = b.n - j;
+      const __mmask16 m = static_cast<__mmask16>(left >= 16 ? 0xffffu : (1u << left) - 1);
+      __m512i d = _mm512_sub_epi32(nbits, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, c + j), 1));
+      if (kCorr == 1) {
+        const __m512i idx = _mm512_maskz_loadu_epi32(m, b.cls + j);
+        d = _mm512_add_epi32(d, _mm512_permutexvar_epi32(idx, table));
+      } else if (kCorr == 2) {
+        const __m512i idx = _mm512_maskz_loadu_epi32(m, b.cls + j);
+        d = _mm512_add_epi32(
+            d, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, corr, 4));
+      }
+      __m512 v = _mm512_cvtepi32_ps(d);
+      if (kScale) v = _mm512_mul_ps(v, sc);
+      if (kBias) v = _mm512_add_ps(v, bi);
+      _mm512_mask_storeu_ps(out + j, m, v);
+    }
+  }
+}
+
+template <int kCorr>
+void block_corr(const OutputBlock& b) {
+  if (b.scale != nullptr && b.bias != nullptr)
+    block_rows<true, true, kCorr>(b);
+  else if (b.scale != nullptr)
+    block_rows<true, false, kCorr>(b);
+  else if (b.bias != nullptr)
+    block_rows<false, true, kCorr>(b);
+  else
+    block_rows<false, false, kCorr>(b);
+}
+
+void block_avx512(const OutputBlock& b) {
+  if (b.cls == nullptr)
+    block_corr<0>(b);
+  else if (b.ldcorr == 16)
+    block_corr<1>(b);
+  else
+    block_corr<2>(b);
+}
+
+// 8 vectors of 8 lanes -> one vector of their 8 horizontal sums (in order).
+inline __m512i sum8(const __m512i v[8]) {
+  __m512i a[4];
+  for (int i = 0; i < 4; ++i)
+    a[i] = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2 * i], v[2 * i + 1]),
+                            _mm512_unpackhi_epi64(v[2 * i], v[2 * i + 1]));
+  __m512i b[2];
+  for (int i = 0; i < 2; ++i)
+    b[i] = _mm512_add_epi64(_mm512_shuffle_i64x2(a[2 * i], a[2 * i + 1], 0x88),
+                            _mm512_shuffle_i64x2(a[2 * i], a[2 * i + 1], 0xdd));
+  return _mm512_add_epi64(_mm512_shuffle_i64x2(b[0], b[1], 0x88),
+                          _mm512_shuffle_i64x2(b[0], b[1], 0xdd));
+}
+
+// Popcount of one run of len words, as 8 lanes to be summed.
+inline __m512i run_counts(const word_t* x, int64_t len) {
+  __m512i acc = _mm512_setzero_si512();
+  int64_t w = 0;
+  for (; w + 8 <= len; w += 8)
+    acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_loadu_si512(x + w)));
+  if (w < len) {
+    const __mmask8 m = static_cast<__mmask8>((1u << (len - w)) - 1);
+    acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_maskz_loadu_epi64(m, x + w)));
+  }
+  return acc;
+}
+
+void popcount_runs_avx512(const word_t* x, int64_t runs, int64_t len, int32_t* out) {
+  int64_t r = 0;
+  if (len == 1) {  // one word per run: 8 runs per vector, no sums
+    for (; r + 8 <= runs; r += 8)
+      _mm512_mask_cvtepi64_storeu_epi32(out + r, 0xff, _mm512_popcnt_epi64(_mm512_loadu_si512(x + r)));
+  }
+  for (; r + 8 <= runs; r += 8) {
+    __m512i v[8];
+    for (int i = 0; i < 8; ++i) v[i] = run_counts(x + (r + i) * len, len);
+    _mm512_mask_cvtepi64_storeu_epi32(out + r, 0xff, sum8(v));
+  }
+  for (; r < runs; ++r)
+    out[r] = static_cast<int32_t>(_mm512_reduce_add_epi64(run_counts(x + r * len, len)));
+}
+
+}  // namespace
+
+const OutputKernels kOutputAvx512 = {"avx512", block_avx512, popcount_runs_avx512};
+
+}  // namespace bmx

@@ -1,0 +1,45 @@
+// Reference output kernels (plain loops over output_transform()), and the choice per path.
+#include "bconv2d/output_kernels.h"
+#include "bconv2d/output_transform.h"
+#include "dispatch.h"
+
+namespace bmx {
+
+void output_block_reference(const OutputBlock& b) {
+  for (int64_t r = 0; r < b.rows; ++r)
+    for (int64_t j = 0; j < b.n; ++j) {
+      int64_t dot = int64_t{b.nbits} - 2 * int64_t{b.counts[r * b.ldc + j]};
+      if (b.cls != nullptr) dot += b.corr[r * b.ldcorr + b.cls[j]];
+      b.out[r * b.ldo + j] = output_transform(dot, b.scale, b.bias, r);
+    }
+}
+
+void popcount_runs_reference(const word_t* x, int64_t runs, int64_t len, int32_t* out) {
+  for (int64_t r = 0; r < runs; ++r) {
+    int64_t c = 0;
+    for (int64_t w = 0; w < len; ++w) c += __builtin_popcountll(x[r * len + w]);
+    out[r] = static_cast<int32_t>(c);
+  }
+}
+
+const OutputKernels kOutputReference = {"reference", output_block_reference,
+                                        popcount_runs_reference};
+
+const OutputKernels& output_kernels_for_path(Path path) {
+  switch (path) {
+    case Path::kReference: return kOutputReference;
+#if defined(BMX_BUILT_AVX2) && BMX_BUILT_AVX2
+    case Path::kAvx2: return kOutputAvx2;
+#endif
+#if defined(BMX_BUILT_AVX512) && BMX_BUILT_AVX512
+    case Path::kAvx512: return kOutputAvx512;
+#endif
+#if defined(BMX_BUILT_NEON) && BMX_BUILT_NEON
+    case Path::kNeon: return kOutputNeon;
+#endif
+    default: break;
+  }
+  return kOutputPortable;
+}
+
+}  // namespace bmx
