@@ -243,3 +243,30 @@ def test_act_grad_needs_binary_inputs():
         mx.nd.QActivation(mx.nd.ones((2,)), act_bit=2, act_grad="approx_sign").wait_to_read()
     with pytest.raises(mx.base.MXNetError, match="'ste', 'approx_sign' and 'swish_sign'"):
         mx.nd.QActivation(mx.nd.ones((2,)), act_grad="magic").wait_to_read()
+
+
+def test_float_path_in_chunks_of_images():
+    """The float path (k-bit forward, every backward) runs the batch in chunks of images; with a
+    tiny im2col budget every image is its own chunk, and results must not change."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, mxnet as mx, bmxnet\n"
+        "r = np.random.RandomState(3)\n"
+        "x = mx.nd.array(r.randn(5, 6, 7, 7)); w = mx.nd.array(r.randn(4, 3, 3, 3))\n"
+        "x.attach_grad(); w.attach_grad()\n"
+        "with mx.autograd.record():\n"
+        "    y = mx.nd.QConvolution(x, w, num_filter=4, kernel=(3, 3), pad=(1, 1), num_group=2,\n"
+        "                           no_bias=True, act_bit=2, weight_bit=1)\n"
+        "y.backward(mx.nd.array(r.randn(*y.shape)))\n"
+        "np.save('%s', np.concatenate([a.asnumpy().ravel() for a in (y, x.grad, w.grad)]))\n")
+    outs = []
+    for budget in ("1", "0"):  # 1 float: one image per chunk; 0: the default budget
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "chunks_%s_%d.npy" % (budget,
+                                                                                   os.getpid()))
+        env = dict(os.environ, BMXNET_IM2COL_FLOATS=budget)
+        subprocess.run([sys.executable, "-c", code % path], env=env, check=True)
+        outs.append(np.load(path))
+        os.remove(path)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)

@@ -1,5 +1,6 @@
 #include "float_ops.h"
 
+#include <cstdlib>
 #include <cstring>
 
 // The mxnet wheel ships OpenBLAS as mxnet/libopenblas.so.0 and libmxnet.so loads it, so by the
@@ -24,52 +25,91 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
               C, static_cast<int>(ldc));
 }
 
-void im2col(const ConvGeom& g, const float* img, float pad_fill, float* col) {
-  const int64_t rows = g.col_rows(), cols = g.col_cols();
-#pragma omp parallel for if (rows * cols > (1 << 15))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t c = r / (g.kernel_h * g.kernel_w);
-    const int64_t i = (r / g.kernel_w) % g.kernel_h;
-    const int64_t j = r % g.kernel_w;
-    const float* plane = img + c * g.in_h * g.in_w;
-    float* out = col + r * cols;
-    for (int64_t y = 0; y < g.out_h; ++y) {
-      const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilate_h;
-      float* orow = out + y * g.out_w;
-      if (iy < 0 || iy >= g.in_h) {
-        for (int64_t x = 0; x < g.out_w; ++x) orow[x] = pad_fill;
-        continue;
-      }
-      const float* irow = plane + iy * g.in_w;
-      for (int64_t x = 0; x < g.out_w; ++x) {
-        const int64_t ix = x * g.stride_w - g.pad_w + j * g.dilate_w;
-        orow[x] = (ix >= 0 && ix < g.in_w) ? irow[ix] : pad_fill;
+void im2col(const ConvGeom& g, const float* img, int64_t img_stride, int64_t count,
+            float pad_fill, float* col) {
+  const int64_t rows = g.col_rows(), P = g.col_cols(), ld = count * P;
+#pragma omp parallel for collapse(2) if (count * rows * P > (1 << 15))
+  for (int64_t n = 0; n < count; ++n) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t c = r / (g.kernel_h * g.kernel_w);
+      const int64_t i = (r / g.kernel_w) % g.kernel_h;
+      const int64_t j = r % g.kernel_w;
+      const float* plane = img + n * img_stride + c * g.in_h * g.in_w;
+      float* out = col + r * ld + n * P;
+      for (int64_t y = 0; y < g.out_h; ++y) {
+        const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilate_h;
+        float* orow = out + y * g.out_w;
+        if (iy < 0 || iy >= g.in_h) {
+          for (int64_t x = 0; x < g.out_w; ++x) orow[x] = pad_fill;
+          continue;
+        }
+        const float* irow = plane + iy * g.in_w;
+        for (int64_t x = 0; x < g.out_w; ++x) {
+          const int64_t ix = x * g.stride_w - g.pad_w + j * g.dilate_w;
+          orow[x] = (ix >= 0 && ix < g.in_w) ? irow[ix] : pad_fill;
+        }
       }
     }
   }
 }
 
-void col2im_add(const ConvGeom& g, const float* col, float* img) {
-  const int64_t cols = g.col_cols(), taps = g.kernel_h * g.kernel_w;
-  // Parallel over channels: each channel's plane is written by its own taps only.
-#pragma omp parallel for if (g.channels * taps * cols > (1 << 15))
-  for (int64_t c = 0; c < g.channels; ++c) {
-    float* plane = img + c * g.in_h * g.in_w;
-    for (int64_t t = 0; t < taps; ++t) {
-      const int64_t i = t / g.kernel_w, j = t % g.kernel_w;
-      const float* in = col + (c * taps + t) * cols;
-      for (int64_t y = 0; y < g.out_h; ++y) {
-        const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilate_h;
-        if (iy < 0 || iy >= g.in_h) continue;
-        float* irow = plane + iy * g.in_w;
-        const float* crow = in + y * g.out_w;
-        for (int64_t x = 0; x < g.out_w; ++x) {
-          const int64_t ix = x * g.stride_w - g.pad_w + j * g.dilate_w;
-          if (ix >= 0 && ix < g.in_w) irow[ix] += crow[x];
+void col2im_add(const ConvGeom& g, const float* col, int64_t count, float* img,
+                int64_t img_stride) {
+  const int64_t P = g.col_cols(), ld = count * P, taps = g.kernel_h * g.kernel_w;
+  // Parallel over (image, channel): each plane is written by its own taps only.
+#pragma omp parallel for collapse(2) if (count * g.channels * taps * P > (1 << 15))
+  for (int64_t n = 0; n < count; ++n) {
+    for (int64_t c = 0; c < g.channels; ++c) {
+      float* plane = img + n * img_stride + c * g.in_h * g.in_w;
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t i = t / g.kernel_w, j = t % g.kernel_w;
+        const float* in = col + (c * taps + t) * ld + n * P;
+        for (int64_t y = 0; y < g.out_h; ++y) {
+          const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilate_h;
+          if (iy < 0 || iy >= g.in_h) continue;
+          float* irow = plane + iy * g.in_w;
+          const float* crow = in + y * g.out_w;
+          for (int64_t x = 0; x < g.out_w; ++x) {
+            const int64_t ix = x * g.stride_w - g.pad_w + j * g.dilate_w;
+            if (ix >= 0 && ix < g.in_w) irow[ix] += crow[x];
+          }
         }
       }
     }
   }
+}
+
+void to_side_by_side(const float* image, int64_t image_stride, int64_t count, int64_t rows,
+                     int64_t P, float* side) {
+#pragma omp parallel for collapse(2) if (count * rows * P > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t n = 0; n < count; ++n) {
+      std::memcpy(side + (r * count + n) * P, image + n * image_stride + r * P,
+                  sizeof(float) * static_cast<size_t>(P));
+    }
+  }
+}
+
+void from_side_by_side(const float* side, int64_t count, int64_t rows, int64_t P, float* image,
+                       int64_t image_stride) {
+#pragma omp parallel for collapse(2) if (count * rows * P > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t n = 0; n < count; ++n) {
+      std::memcpy(image + n * image_stride + r * P, side + (r * count + n) * P,
+                  sizeof(float) * static_cast<size_t>(P));
+    }
+  }
+}
+
+int64_t images_per_chunk(int64_t per_image, int64_t batch) {
+  // 64 MiB of im2col columns unless BMXNET_IM2COL_FLOATS says otherwise (read once).
+  static const int64_t budget = [] {
+    const char* env = std::getenv("BMXNET_IM2COL_FLOATS");
+    const long long v = env ? std::atoll(env) : 0;
+    return v > 0 ? static_cast<int64_t>(v) : (int64_t{1} << 24);
+  }();
+  const int64_t n = budget / (per_image > 0 ? per_image : 1);
+  return n < 1 ? 1 : (n > batch ? batch : n);
 }
 
 }  // namespace bmx_mx

@@ -20,11 +20,28 @@ struct ConvGeom {
   int64_t col_cols() const { return out_h * out_w; }
 };
 
-// col[(c*kh + i)*kw + j][y*out_w + x] = img[c][y*sh - ph + i*dh][x*sw - pw + j*dw], or pad_fill
-// outside the image.
-void im2col(const ConvGeom& g, const float* img, float pad_fill, float* col);
-// The adjoint of im2col with pad_fill 0: img += scatter(col).
-void col2im_add(const ConvGeom& g, const float* col, float* img);
+// im2col of `count` images (image n at img + n * img_stride) side by side, so that one GEMM
+// covers them all: col is col_rows() x (count * P), P = col_cols(), and
+// col[(c*kh + i)*kw + j][n*P + y*out_w + x] = img_n[c][y*sh - ph + i*dh][x*sw - pw + j*dw], or
+// pad_fill outside the image.
+void im2col(const ConvGeom& g, const float* img, int64_t img_stride, int64_t count,
+            float pad_fill, float* col);
+// The adjoint of im2col with pad_fill 0: img_n += scatter(col columns of image n).
+void col2im_add(const ConvGeom& g, const float* col, int64_t count, float* img,
+                int64_t img_stride);
+
+// Moves `rows` rows of P values between the per-image layout src[n * src_stride + r * P + i]
+// (n < count) and the side-by-side layout dst[r * count * P + n * P + i] (to_side_by_side), or
+// back (!to_side_by_side, with src/dst roles swapped: side-by-side `side`, per-image `image`).
+void to_side_by_side(const float* image, int64_t image_stride, int64_t count, int64_t rows,
+                     int64_t P, float* side);
+void from_side_by_side(const float* side, int64_t count, int64_t rows, int64_t P, float* image,
+                       int64_t image_stride);
+
+// Images per chunk so that a chunk's im2col buffer (per_image floats each) stays within a budget
+// of 2^24 floats (64 MiB), or the number of floats in the environment variable
+// BMXNET_IM2COL_FLOATS (for small-memory devices; always at least one image per chunk).
+int64_t images_per_chunk(int64_t per_image, int64_t batch);
 
 }  // namespace bmx_mx
 

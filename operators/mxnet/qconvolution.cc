@@ -144,19 +144,32 @@ MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>
   });
 }
 
-// Float path over one batch: y = conv(xq, wq) (pre-epilogue), xq/wq already quantized.
+ConvGeom group_geom(const bmx::BConv2DShape& s) {
+  return ConvGeom{s.group_in(), s.in_h,     s.in_w,     s.kernel_h, s.kernel_w,
+                  s.pad_h,      s.pad_w,    s.stride_h, s.stride_w, s.dilate_h,
+                  s.dilate_w,   s.out_h(),  s.out_w()};
+}
+
+// Float path: y = conv(xq, wq) before the epilogue (xq, wq already quantized). The batch is
+// processed in chunks of images whose im2col columns sit side by side, one GEMM per chunk and
+// group.
 void conv_forward_float(const bmx::BConv2DShape& s, const float* xq, const float* wq,
                         float pad_fill, float* y) {
-  const int64_t G = s.groups, Cg = s.group_in(), Og = s.group_out();
-  const ConvGeom g{Cg, s.in_h, s.in_w, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w, s.stride_h,
-                   s.stride_w, s.dilate_h, s.dilate_w, s.out_h(), s.out_w()};
+  const int64_t Cg = s.group_in(), Og = s.group_out();
+  const ConvGeom g = group_geom(s);
   const int64_t K = g.col_rows(), P = g.col_cols();
-  std::vector<float> col(static_cast<size_t>(K * P));
-  for (int64_t n = 0; n < s.batch; ++n) {
-    for (int64_t gi = 0; gi < G; ++gi) {
-      im2col(g, xq + (n * s.in_channels + gi * Cg) * s.in_h * s.in_w, pad_fill, col.data());
-      sgemm(false, false, Og, P, K, 1.f, wq + gi * Og * K, K, col.data(), P, 0.f,
-            y + (n * s.out_channels + gi * Og) * P, P);
+  const int64_t in_stride = s.in_channels * s.in_h * s.in_w, out_stride = s.out_channels * P;
+  const int64_t chunk = images_per_chunk(K * P, s.batch);
+  std::vector<float> col(static_cast<size_t>(K * P * chunk)),
+      side(static_cast<size_t>(Og * P * chunk));
+  for (int64_t n0 = 0; n0 < s.batch; n0 += chunk) {
+    const int64_t count = std::min(chunk, s.batch - n0);
+    for (int64_t gi = 0; gi < s.groups; ++gi) {
+      im2col(g, xq + n0 * in_stride + gi * Cg * s.in_h * s.in_w, in_stride, count, pad_fill,
+             col.data());
+      sgemm(false, false, Og, count * P, K, 1.f, wq + gi * Og * K, K, col.data(), count * P, 0.f,
+            side.data(), count * P);
+      from_side_by_side(side.data(), count, Og, P, y + n0 * out_stride + gi * Og * P, out_stride);
     }
   }
 }
@@ -231,8 +244,7 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
     MXTensor& w = in[2];
     const bmx::BConv2DShape s = p_.shape(x.shape);
     const int64_t G = s.groups, Cg = s.group_in(), Og = s.group_out();
-    const ConvGeom g{Cg, s.in_h, s.in_w, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w, s.stride_h,
-                     s.stride_w, s.dilate_h, s.dilate_w, s.out_h(), s.out_w()};
+    const ConvGeom g = group_geom(s);
     const int64_t K = g.col_rows(), P = g.col_cols();
     const float* dy = dy_t.data<float>();
     float* dx = out->at(0).data<float>();
@@ -260,19 +272,28 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
     std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
     bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
     bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
-    std::vector<float> col(static_cast<size_t>(K * P));
+    // Chunks of images side by side: per chunk and group one im2col, one GEMM for dW and one for
+    // the column gradients, one col2im.
+    const int64_t in_stride = s.in_channels * s.in_h * s.in_w, out_stride = s.out_channels * P;
+    const int64_t chunk = images_per_chunk(K * P, s.batch);
+    std::vector<float> col(static_cast<size_t>(K * P * chunk)),
+        side(static_cast<size_t>(Og * P * chunk));
     std::memset(dx, 0, sizeof(float) * static_cast<size_t>(x.size()));
-    for (int64_t n = 0; n < s.batch; ++n) {
+    for (int64_t n0 = 0; n0 < s.batch; n0 += chunk) {
+      const int64_t count = std::min(chunk, s.batch - n0), cols = count * P;
       for (int64_t gi = 0; gi < G; ++gi) {
-        const float* dyg = dy + (n * s.out_channels + gi * Og) * P;
-        // dW_g += dy_g (Og x P) * col^T (P x K)
-        im2col(g, xq.data() + (n * s.in_channels + gi * Cg) * s.in_h * s.in_w,
-               static_cast<float>(p_.q.pad_value), col.data());
-        sgemm(false, true, Og, K, P, 1.f, dyg, P, col.data(), P, n == 0 ? 0.f : 1.f,
-              dw + gi * Og * K, K);
-        // dcol = W_g^T (K x Og) * dy_g (Og x P); dx += col2im(dcol)
-        sgemm(true, false, K, P, Og, 1.f, wq.data() + gi * Og * K, K, dyg, P, 0.f, col.data(), P);
-        col2im_add(g, col.data(), dx + (n * s.in_channels + gi * Cg) * s.in_h * s.in_w);
+        const int64_t in_off = n0 * in_stride + gi * Cg * s.in_h * s.in_w;
+        to_side_by_side(dy + n0 * out_stride + gi * Og * P, out_stride, count, Og, P,
+                        side.data());
+        // dW_g += dy_g (Og x cols) * col^T (cols x K)
+        im2col(g, xq.data() + in_off, in_stride, count, static_cast<float>(p_.q.pad_value),
+               col.data());
+        sgemm(false, true, Og, K, cols, 1.f, side.data(), cols, col.data(), cols,
+              n0 == 0 ? 0.f : 1.f, dw + gi * Og * K, K);
+        // dcol = W_g^T (K x Og) * dy_g (Og x cols); dx += col2im(dcol)
+        sgemm(true, false, K, cols, Og, 1.f, wq.data() + gi * Og * K, K, side.data(), cols, 0.f,
+              col.data(), cols);
+        col2im_add(g, col.data(), count, dx + in_off, in_stride);
       }
     }
     act_grad(p_.q, x.data<float>(), dx, dx, x.size());
