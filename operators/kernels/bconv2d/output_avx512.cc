@@ -15,34 +15,41 @@
 namespace bmx {
 namespace {
 
-template <bool kScale, bool kBias, int kCorr>  // kCorr: 0 none, 1 permute (ldcorr 16), 2 gather
+template <bool kScale, bool kBias, int kCorr>
 void block_rows(const OutputBlock& b) {
+  // Fields in locals: the vector stores may alias anything, so GCC would reload them from b.
+  const int32_t* const counts = b.counts;
+  const int32_t* const cls = b.cls;
+  const int64_t rows = b.rows, n = b.n, ldc = b.ldc, ldo = b.ldo, ldcorr = b.ldcorr;
+  const int64_t nfull = n / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (n - nfull)) - 1);
   const __m512i nbits = _mm512_set1_epi32(b.nbits);
-  for (int64_t r = 0; r < b.rows; ++r) {
-    const int32_t* c = b.counts + r * b.ldc;
-    float* out = b.out + r * b.ldo;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* c = counts + r * ldc;
+    float* out = b.out + r * ldo;
     const __m512 sc = _mm512_set1_ps(kScale ? b.scale[r] : 1.0f);
     const __m512 bi = _mm512_set1_ps(kBias ? b.bias[r] : 0.0f);
-    const int32_t* corr = kCorr ? b.corr + r * b.ldcorr : nullptr;
+    const int32_t* corr = kCorr ? b.corr + r * ldcorr : nullptr;
     __m512i table = _mm512_setzero_si512();
     if (kCorr == 1) table = _mm512_loadu_si512(corr);
-    for (int64_t j = 0; j < b.n; j += 16) {
-      const int64_t left = b.n - j;
-      const __mmask16 m = static_cast<__mmask16>(left >= 16 ? 0xffffu : (1u << left) - 1);
+    // 16 outputs from counts (and classes) loaded with mask m.
+    auto step = [&](int64_t j, __mmask16 m) {
       __m512i d = _mm512_sub_epi32(nbits, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, c + j), 1));
       if (kCorr == 1) {
-        const __m512i idx = _mm512_maskz_loadu_epi32(m, b.cls + j);
+        const __m512i idx = _mm512_maskz_loadu_epi32(m, cls + j);
         d = _mm512_add_epi32(d, _mm512_permutexvar_epi32(idx, table));
       } else if (kCorr == 2) {
-        const __m512i idx = _mm512_maskz_loadu_epi32(m, b.cls + j);
+        const __m512i idx = _mm512_maskz_loadu_epi32(m, cls + j);
         d = _mm512_add_epi32(
             d, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, corr, 4));
       }
       __m512 v = _mm512_cvtepi32_ps(d);
       if (kScale) v = _mm512_mul_ps(v, sc);
       if (kBias) v = _mm512_add_ps(v, bi);
-      _mm512_mask_storeu_ps(out + j, m, v);
-    }
+      return v;
+    };
+    for (int64_t j = 0; j < nfull; j += 16) _mm512_storeu_ps(out + j, step(j, 0xffff));
+    if (tail) _mm512_mask_storeu_ps(out + nfull, tail, step(nfull, tail));
   }
 }
 

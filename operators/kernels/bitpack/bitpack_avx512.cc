@@ -11,6 +11,11 @@
 namespace bmx {
 namespace {
 
+// Each channel plane is a separate stream; with 64 of them the hardware prefetchers fall behind
+// when the input is not in L2 (a 56x56x64 layer packed 10-25% faster from L3 with this
+// software prefetch four cache lines ahead in every plane).
+constexpr int64_t kPrefetchFloats = 64;
+
 void pack_channels_avx512(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
                           word_t* out, int64_t out_stride) {
   const int64_t words = (channels + kWordBits - 1) / kWordBits;
@@ -27,6 +32,7 @@ void pack_channels_avx512(const float* x, int64_t channels, int64_t plane_stride
       const float* src = x + c0 * plane_stride + p0;
       if (np == 16) {
         for (int c = 0; c < nc; ++c, src += plane_stride) {
+          _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchFloats), _MM_HINT_T0);
           const __mmask16 ge = _mm512_cmp_ps_mask(_mm512_loadu_ps(src), zero, _CMP_GE_OQ);
           acc0 = _mm512_mask_or_epi64(acc0, static_cast<__mmask8>(ge), acc0, bit);
           acc1 = _mm512_mask_or_epi64(acc1, static_cast<__mmask8>(ge >> 8), acc1, bit);
