@@ -24,6 +24,17 @@ inline int resolve_threads(int num_threads) {
 #endif
 }
 
+// Threads worth starting for a call with about `work_ns` nanoseconds of single-thread work: every
+// thread beyond the first has to get at least kMinThreadWorkNs, because waking a team and the
+// barriers between phases cost microseconds (tens of them when the workers sleep, as with
+// OMP_WAIT_POLICY=passive or on a busy machine), as much as a small layer's whole run.
+constexpr double kMinThreadWorkNs = 10000.0;
+inline int useful_threads(int threads, double work_ns) {
+  const double most = work_ns / kMinThreadWorkNs;
+  if (most < 2.0) return 1;
+  return most < threads ? static_cast<int>(most) : threads;
+}
+
 // How to cut M rows into chunks so that `tasks` independent column tasks times the chunks give
 // every thread several tasks (dynamic scheduling then evens out the load). Chunks are multiples
 // of 4 rows (the row tile of every kernel) except the last.

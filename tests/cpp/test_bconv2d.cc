@@ -22,7 +22,7 @@ std::string describe(const bmx::BConv2DShape& s) {
 
 // Runs the shape on every path (with and without scale/bias as asked) and compares bytes.
 void check_shape(const bmx::BConv2DShape& s, std::mt19937_64& rng, bool use_scale, bool use_bias,
-                 int threads, int64_t pack_budget_words = bmx::kBConv2DPackBudgetWords) {
+                 int threads, int64_t pack_budget_words = bmx::BConv2DOptions().pack_budget_words) {
   const int64_t in_size = s.batch * s.in_channels * s.in_h * s.in_w;
   const int64_t w_size = s.out_channels * s.group_in() * s.kernel_h * s.kernel_w;
   const int64_t out_size = s.batch * s.out_channels * s.out_h() * s.out_w();
@@ -41,8 +41,10 @@ void check_shape(const bmx::BConv2DShape& s, std::mt19937_64& rng, bool use_scal
 
   for (bmx::Path path : tiny::paths_under_test()) {
     std::vector<float> got(out_size + 1, 12345.0f);
-    bmx::bconv2d_with_path(path, s, x.data(), packed.data(), sp, bp, got.data(), threads,
-                           pack_budget_words);
+    bmx::BConv2DOptions options;
+    options.pack_budget_words = pack_budget_words;
+    options.exact_threads = true;  // the threaded split even on tiny shapes
+    bmx::bconv2d_with_path(path, s, x.data(), packed.data(), sp, bp, got.data(), threads, options);
     const bool same = std::memcmp(got.data(), want.data(), out_size * sizeof(float)) == 0;
     CHECK(same) << bmx::path_name(path) << " " << describe(s) << " scale=" << use_scale
                 << " bias=" << use_bias << " threads=" << threads

@@ -24,7 +24,7 @@ void check_dense(int64_t batch, int64_t in, int64_t hidden, std::mt19937_64& rng
   for (bmx::Path path : tiny::paths_under_test()) {
     std::vector<float> got(batch * hidden + 1, 777.0f);
     bmx::bdense_with_path(path, batch, in, hidden, x.data(), packed.data(), sp, bp, got.data(),
-                          threads);
+                          threads, /*exact_threads=*/true);
     CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0)
         << bmx::path_name(path) << " batch=" << batch << " in=" << in << " hidden=" << hidden
         << " scale=" << use_scale << " bias=" << use_bias << " threads=" << threads;

@@ -60,6 +60,30 @@ TEST(output_block_all_paths) {
   }
 }
 
+TEST(output_units_all_paths) {
+  std::mt19937_64 rng(tiny::g_seed + 42);
+  for (bmx::Path path : tiny::paths_under_test()) {
+    const bmx::OutputKernels& ok = bmx::output_kernels_for_path(path);
+    for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100}) {
+      for (int sb = 0; sb < 4; ++sb) {
+        const int32_t nbits = static_cast<int32_t>(std::uniform_int_distribution<int>(1, 9000)(rng));
+        std::vector<int32_t> counts(n);
+        for (int32_t& c : counts) c = std::uniform_int_distribution<int32_t>(0, nbits)(rng);
+        std::vector<float> scale = tiny::random_floats(rng, n), bias = tiny::random_floats(rng, n);
+        for (float& v : scale) v *= 0.37f;
+        const float* sp = (sb & 1) ? scale.data() : nullptr;
+        const float* bp = (sb & 2) ? bias.data() : nullptr;
+        std::vector<float> want(n + 1, 12345.0f), got(n + 1, 12345.0f);
+        bmx::output_units_reference(counts.data(), n, nbits, sp, bp, want.data());
+        ok.units(counts.data(), n, nbits, sp, bp, got.data());
+        CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0)
+            << ok.name << " n=" << n << " scale/bias=" << sb;
+        RETURN_IF_FAILED();
+      }
+    }
+  }
+}
+
 TEST(output_popcount_runs_all_paths) {
   std::mt19937_64 rng(tiny::g_seed + 41);
   for (bmx::Path path : tiny::paths_under_test()) {

@@ -147,7 +147,7 @@ thread_local ScratchBuffer<int32_t> t_cls;
 
 void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, const word_t* packed_w,
                        const float* scale, const float* bias, float* output, int num_threads,
-                       int64_t pack_budget_words) {
+                       const BConv2DOptions& options) {
   const std::string err = bconv2d_check(s);
   if (!err.empty()) throw std::invalid_argument(err);
   if (s.batch == 0) return;
@@ -157,7 +157,13 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
   const int64_t kh = s.kernel_h, kw = s.kernel_w, T = kh * kw, K = T * wpp, nbits = T * cg;
   const int64_t sh = s.stride_h, sw = s.stride_w, dh = s.dilate_h, dw = s.dilate_w;
   const int64_t O = s.out_channels;
-  const int threads = resolve_threads(num_threads);
+  // Rough single-thread cost: the GEMM at ~17 word xor-popcounts per ns, reading the input and
+  // writing the output at ~8 floats per ns.
+  const double work_ns =
+      static_cast<double>(s.batch) * O * P * K / 17.0 +
+      static_cast<double>(s.batch) * (s.in_channels * HW + O * P) / 8.0;
+  const int threads = options.exact_threads ? resolve_threads(num_threads)
+                                            : useful_threads(resolve_threads(num_threads), work_ns);
   const BitpackKernels& bp = bitpack_for_path(path);
   const OutputKernels& ok = output_kernels_for_path(path);
   const BGemmKernel& kernel = select_bgemm_kernel(path, mg, P, K);
@@ -172,7 +178,7 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
   const int64_t Wp = std::max(W + 2 * s.pad_w, (OW - 1) * sw + (kw - 1) * dw + 1);
   const int64_t plane = Hp * Wp;
   const int64_t image_words = G * wpp * plane;
-  const int64_t block_images = std::max<int64_t>(1, std::min(s.batch, pack_budget_words / image_words));
+  const int64_t block_images = std::max<int64_t>(1, std::min(s.batch, options.pack_budget_words / image_words));
   word_t pad_word_last = 0;  // pad word: all ones over the real channel bits for +1, else 0
   if (s.pad_value == 1)
     pad_word_last = cg % kWordBits ? (word_t{1} << (cg % kWordBits)) - 1 : ~word_t{0};

@@ -2,6 +2,7 @@
 // addition stay separate instructions, -ffp-contract=off); only reached through kOutputAvx2 (see
 // dispatch.h for the rules of ISA files).
 //
+// Units (bdense): the same per element, with a scale and a bias loaded per element.
 // Output block: 8 outputs of a row per step (counts -> dot -> + correction by a gather -> float
 // -> scale -> bias), the tail of a row with masked loads and stores.
 // Popcount runs: the pshufb nibble-table popcount, bytes summed into 64-bit lanes with vpsadbw.
@@ -71,6 +72,38 @@ void block_avx2(const OutputBlock& b) {
     block_corr<true>(b);
 }
 
+template <bool kScale, bool kBias>
+void units_loop(const int32_t* counts, int64_t n, int32_t nbits_s, const float* scale,
+                const float* bias, float* out) {
+  const __m256i nbits = _mm256_set1_epi32(nbits_s);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(counts + i));
+    __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(nbits, _mm256_slli_epi32(c, 1)));
+    if (kScale) v = _mm256_mul_ps(v, _mm256_loadu_ps(scale + i));
+    if (kBias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+    _mm256_storeu_ps(out + i, v);
+  }
+  for (; i < n; ++i) {
+    float v = static_cast<float>(nbits_s - 2 * counts[i]);
+    if (kScale) v = v * scale[i];
+    if (kBias) v = v + bias[i];
+    out[i] = v;
+  }
+}
+
+void units_avx2(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                const float* bias, float* out) {
+  if (scale != nullptr && bias != nullptr)
+    units_loop<true, true>(counts, n, nbits, scale, bias, out);
+  else if (scale != nullptr)
+    units_loop<true, false>(counts, n, nbits, scale, bias, out);
+  else if (bias != nullptr)
+    units_loop<false, true>(counts, n, nbits, scale, bias, out);
+  else
+    units_loop<false, false>(counts, n, nbits, scale, bias, out);
+}
+
 // Popcounts of 4 words as 4 64-bit lanes.
 inline __m256i popcount4(__m256i v) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1,
@@ -110,6 +143,6 @@ void popcount_runs_avx2(const word_t* x, int64_t runs, int64_t len, int32_t* out
 
 }  // namespace
 
-const OutputKernels kOutputAvx2 = {"avx2", block_avx2, popcount_runs_avx2};
+const OutputKernels kOutputAvx2 = {"avx2", block_avx2, units_avx2, popcount_runs_avx2};
 
 }  // namespace bmx

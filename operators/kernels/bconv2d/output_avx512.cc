@@ -1,6 +1,7 @@
 // AVX-512 output kernels. Compiled with -mavx512f -mavx512bw -mavx512vpopcntdq (see
 // CMakeLists.txt); only reached through kOutputAvx512 (see dispatch.h for the rules of ISA files).
 //
+// Units (bdense): the same per element, with a scale and a bias loaded per element.
 // Output block: 16 outputs of a row per step: load 16 counts, dot = nbits - 2 * count, add the
 // border correction (looked up with one vpermd when a row of the table is 16 entries, a gather
 // otherwise), convert, multiply, add, store; the tail of a row is masked.
@@ -74,6 +75,33 @@ void block_avx512(const OutputBlock& b) {
     block_corr<2>(b);
 }
 
+template <bool kScale, bool kBias>
+void units_loop(const int32_t* counts, int64_t n, int32_t nbits_s, const float* scale,
+                const float* bias, float* out) {
+  const __m512i nbits = _mm512_set1_epi32(nbits_s);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1);
+    const __m512i d =
+        _mm512_sub_epi32(nbits, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, counts + i), 1));
+    __m512 v = _mm512_cvtepi32_ps(d);
+    if (kScale) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, scale + i));
+    if (kBias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + i));
+    _mm512_mask_storeu_ps(out + i, m, v);
+  }
+}
+
+void units_avx512(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                  const float* bias, float* out) {
+  if (scale != nullptr && bias != nullptr)
+    units_loop<true, true>(counts, n, nbits, scale, bias, out);
+  else if (scale != nullptr)
+    units_loop<true, false>(counts, n, nbits, scale, bias, out);
+  else if (bias != nullptr)
+    units_loop<false, true>(counts, n, nbits, scale, bias, out);
+  else
+    units_loop<false, false>(counts, n, nbits, scale, bias, out);
+}
+
 // 8 vectors of 8 lanes -> one vector of their 8 horizontal sums (in order).
 inline __m512i sum8(const __m512i v[8]) {
   __m512i a[4];
@@ -118,6 +146,7 @@ void popcount_runs_avx512(const word_t* x, int64_t runs, int64_t len, int32_t* o
 
 }  // namespace
 
-const OutputKernels kOutputAvx512 = {"avx512", block_avx512, popcount_runs_avx512};
+const OutputKernels kOutputAvx512 = {"avx512", block_avx512, units_avx512,
+                                     popcount_runs_avx512};
 
 }  // namespace bmx

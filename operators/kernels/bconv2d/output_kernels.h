@@ -48,6 +48,11 @@ struct OutputBlock {
 };
 using OutputBlockFn = void (*)(const OutputBlock& b);
 
+// One row of outputs whose scale and bias vary along the row (bdense: one input row against n
+// hidden units): out[i] = output_transform(nbits - 2 * counts[i], scale, bias, i), 0 <= i < n.
+using OutputUnitsFn = void (*)(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                               const float* bias, float* out);
+
 // out[r] = sum_{w < len} popcount(x[r * len + w]) for 0 <= r < runs (the weight popcounts the
 // border correction is built from).
 using PopcountRunsFn = void (*)(const word_t* x, int64_t runs, int64_t len, int32_t* out);
@@ -55,11 +60,14 @@ using PopcountRunsFn = void (*)(const word_t* x, int64_t runs, int64_t len, int3
 struct OutputKernels {
   const char* name;
   OutputBlockFn block;
+  OutputUnitsFn units;
   PopcountRunsFn popcount_runs;
 };
 
 // Plain loops over output_transform() and __builtin_popcountll (the ground truth).
 void output_block_reference(const OutputBlock& b);
+void output_units_reference(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                            const float* bias, float* out);
 void popcount_runs_reference(const word_t* x, int64_t runs, int64_t len, int32_t* out);
 
 extern const OutputKernels kOutputReference;

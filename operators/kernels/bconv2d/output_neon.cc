@@ -1,6 +1,7 @@
 // NEON (aarch64) output kernels; only reached through kOutputNeon (see dispatch.h for the rules
 // of ISA files). vmulq_f32 / vaddq_f32 stay two instructions (-ffp-contract=off).
 //
+// Units (bdense): the same per element, with a scale and a bias loaded per element.
 // Output block: 4 outputs of a row per step; the border correction is looked up lane by lane
 // (NEON has no gather). Popcount runs: vcnt per byte, pairwise-accumulated into 16-bit lanes
 // (flushed before they could overflow), one horizontal sum per run.
@@ -63,6 +64,37 @@ void block_neon(const OutputBlock& b) {
     block_corr<true>(b);
 }
 
+template <bool kScale, bool kBias>
+void units_loop(const int32_t* counts, int64_t n, int32_t nbits_s, const float* scale,
+                const float* bias, float* out) {
+  const int32x4_t nbits = vdupq_n_s32(nbits_s);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    float32x4_t v = vcvtq_f32_s32(vsubq_s32(nbits, vshlq_n_s32(vld1q_s32(counts + i), 1)));
+    if (kScale) v = vmulq_f32(v, vld1q_f32(scale + i));
+    if (kBias) v = vaddq_f32(v, vld1q_f32(bias + i));
+    vst1q_f32(out + i, v);
+  }
+  for (; i < n; ++i) {
+    float v = static_cast<float>(nbits_s - 2 * counts[i]);
+    if (kScale) v = v * scale[i];
+    if (kBias) v = v + bias[i];
+    out[i] = v;
+  }
+}
+
+void units_neon(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                const float* bias, float* out) {
+  if (scale != nullptr && bias != nullptr)
+    units_loop<true, true>(counts, n, nbits, scale, bias, out);
+  else if (scale != nullptr)
+    units_loop<true, false>(counts, n, nbits, scale, bias, out);
+  else if (bias != nullptr)
+    units_loop<false, true>(counts, n, nbits, scale, bias, out);
+  else
+    units_loop<false, false>(counts, n, nbits, scale, bias, out);
+}
+
 constexpr int64_t kU16Block = 4095;  // 2-word steps a 16-bit lane can take (4095 * 16 < 2^16)
 
 void popcount_runs_neon(const word_t* x, int64_t runs, int64_t len, int32_t* out) {
@@ -83,6 +115,6 @@ void popcount_runs_neon(const word_t* x, int64_t runs, int64_t len, int32_t* out
 
 }  // namespace
 
-const OutputKernels kOutputNeon = {"neon", block_neon, popcount_runs_neon};
+const OutputKernels kOutputNeon = {"neon", block_neon, units_neon, popcount_runs_neon};
 
 }  // namespace bmx

@@ -42,6 +42,29 @@ void block_portable(const OutputBlock& b) {
     block_rows<false, false>(b);
 }
 
+template <bool kScale, bool kBias>
+void units_loop(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                const float* bias, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = static_cast<float>(nbits - 2 * counts[i]);
+    if (kScale) v = v * scale[i];
+    if (kBias) v = v + bias[i];
+    out[i] = v;
+  }
+}
+
+void units_portable(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                    const float* bias, float* out) {
+  if (scale != nullptr && bias != nullptr)
+    units_loop<true, true>(counts, n, nbits, scale, bias, out);
+  else if (scale != nullptr)
+    units_loop<true, false>(counts, n, nbits, scale, bias, out);
+  else if (bias != nullptr)
+    units_loop<false, true>(counts, n, nbits, scale, bias, out);
+  else
+    units_loop<false, false>(counts, n, nbits, scale, bias, out);
+}
+
 // Where the target has a popcount instruction use it; otherwise (baseline x86-64) the SWAR
 // sequence, which beats libgcc's table-driven __popcountdi2.
 inline int64_t popcount64(word_t x) {
@@ -65,6 +88,7 @@ void popcount_runs_portable(const word_t* x, int64_t runs, int64_t len, int32_t*
 
 }  // namespace
 
-const OutputKernels kOutputPortable = {"scalar", block_portable, popcount_runs_portable};
+const OutputKernels kOutputPortable = {"scalar", block_portable, units_portable,
+                                       popcount_runs_portable};
 
 }  // namespace bmx

@@ -14,6 +14,12 @@ void output_block_reference(const OutputBlock& b) {
     }
 }
 
+void output_units_reference(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
+                            const float* bias, float* out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = output_transform(int64_t{nbits} - 2 * int64_t{counts[i]}, scale, bias, i);
+}
+
 void popcount_runs_reference(const word_t* x, int64_t runs, int64_t len, int32_t* out) {
   for (int64_t r = 0; r < runs; ++r) {
     int64_t c = 0;
@@ -23,7 +29,7 @@ void popcount_runs_reference(const word_t* x, int64_t runs, int64_t len, int32_t
 }
 
 const OutputKernels kOutputReference = {"reference", output_block_reference,
-                                        popcount_runs_reference};
+                                        output_units_reference, popcount_runs_reference};
 
 const OutputKernels& output_kernels_for_path(Path path) {
   switch (path) {

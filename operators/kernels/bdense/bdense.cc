@@ -4,14 +4,17 @@
 //     y[b][o] = float(in_units - 2 * popcount(W[o] XOR X[b])) * scale[o] + bias[o].
 // For batch 1 select_bgemm_kernel picks a GEMV kernel (K along the SIMD lanes), which reads
 // the weight rows in place; larger batches use the panel kernels with the packed inputs as
-// panels. Output channels are split over threads (and columns, when there are enough).
+// panels. Output channels are split over threads (and columns, when there are enough); a layer
+// too small to pay for a second thread runs on one. Each column of counts (one input row against
+// a chunk of hidden units) goes through the path's vectorised OutputKernels::units, which takes
+// a scale and a bias per element. Buffers are per-thread scratch reused across calls.
 #include "bdense/bdense.h"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
-#include "bconv2d/output_transform.h"
+#include "bconv2d/output_kernels.h"
 #include "bgemm/bgemm.h"
 #include "bitpack/bitpack.h"
 #include "threading.h"
@@ -37,18 +40,35 @@ void pack_signs(const float* x, int64_t n, word_t* packed) {
   bitpack_for_path(active_path()).pack_row(x, n, packed);
 }
 
+namespace {
+
+// Scratch reused across calls (threading.h): the packed input rows of the calling thread, and per
+// thread the panel, the counts and one column of counts.
+thread_local ScratchBuffer<word_t> t_rows;
+thread_local ScratchBuffer<word_t> t_panel;
+thread_local ScratchBuffer<int32_t> t_counts;
+thread_local ScratchBuffer<int32_t> t_column;
+
+}  // namespace
+
 void bdense_with_path(Path path, int64_t batch, int64_t in_units, int64_t num_hidden,
                       const float* x, const word_t* packed_w, const float* scale, const float* bias,
-                      float* y, int num_threads) {
+                      float* y, int num_threads, bool exact_threads) {
   const std::string err = bdense_check(batch, in_units, num_hidden);
   if (!err.empty()) throw std::invalid_argument(err);
   if (batch == 0) return;
-  const int threads = resolve_threads(num_threads);
   const int64_t K = words_for(in_units);
-
+  // Rough single-thread cost: the weights stream from memory (~30 bytes per ns) once per panel
+  // of columns, and the xor-popcounts run at ~17 words per ns.
+  const double work_ns = static_cast<double>(num_hidden) * K * 8 / 30.0 +
+                         static_cast<double>(batch) * num_hidden * K / 17.0;
+  const int threads = exact_threads ? resolve_threads(num_threads)
+                                    : useful_threads(resolve_threads(num_threads), work_ns);
   const BitpackKernels& bp = bitpack_for_path(path);
-  AlignedBuffer<word_t> xp(batch * K);
-  for (int64_t b = 0; b < batch; ++b) bp.pack_row(x + b * in_units, in_units, xp.get() + b * K);
+  const OutputKernels& ok = output_kernels_for_path(path);
+
+  word_t* xp = t_rows.get(batch * K);
+  for (int64_t b = 0; b < batch; ++b) bp.pack_row(x + b * in_units, in_units, xp + b * K);
 
   const BGemmKernel& kernel = select_bgemm_kernel(path, num_hidden, batch, K);
   const int nr = kernel.nr;
@@ -64,24 +84,32 @@ void bdense_with_path(Path path, int64_t batch, int64_t in_units, int64_t num_hi
   const int64_t tasks = panels * split.chunks;
 #pragma omp parallel num_threads(threads) if (threads > 1 && tasks > 1)
   {
-    AlignedBuffer<word_t> panel_buf(kernel.row_panel ? 1 : K * nr);
-    AlignedBuffer<int32_t> counts(split.rows * nr);
+    word_t* panel_buf = kernel.row_panel ? nullptr : t_panel.get(K * nr);
+    int32_t* counts = t_counts.get(split.rows * nr);
+    int32_t* column = t_column.get(split.rows);
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t chunk = t / panels, p = t % panels;
       const int64_t n0 = p * nr;
       const int n = static_cast<int>(std::min<int64_t>(nr, batch - n0));
-      const word_t* panel = xp.get() + n0 * K;  // row panel: the packed rows in place
+      const word_t* panel = xp + n0 * K;  // row panel: the packed rows in place
       if (!kernel.row_panel) {
-        pack_panel(kernel, K, xp.get() + n0 * K, K, n, panel_buf.get());
-        panel = panel_buf.get();
+        pack_panel(kernel, K, xp + n0 * K, K, n, panel_buf);
+        panel = panel_buf;
       }
       const int64_t m0 = chunk * split.rows, rows = std::min(num_hidden, m0 + split.rows) - m0;
-      kernel.run(rows, K, packed_w + m0 * K, K, panel, n, counts.get(), nr);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int j = 0; j < n; ++j)
-          y[(n0 + j) * num_hidden + m0 + r] = output_transform(
-              in_units - 2 * int64_t{counts.get()[r * nr + j]}, scale, bias, m0 + r);
+      kernel.run(rows, K, packed_w + m0 * K, K, panel, n, counts, nr);
+      // Column j of the counts is input row n0 + j against hidden units m0 .. m0+rows-1: one
+      // contiguous run of y, with a scale and a bias per element.
+      for (int j = 0; j < n; ++j) {
+        const int32_t* c = counts + j;
+        if (nr > 1) {
+          for (int64_t r = 0; r < rows; ++r) column[r] = counts[r * nr + j];
+          c = column;
+        }
+        ok.units(c, rows, static_cast<int32_t>(in_units), scale != nullptr ? scale + m0 : nullptr,
+                 bias != nullptr ? bias + m0 : nullptr, y + (n0 + j) * num_hidden + m0);
+      }
     }
   }
 }
