@@ -166,7 +166,6 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
                                             : useful_threads(resolve_threads(num_threads), work_ns);
   const BitpackKernels& bp = bitpack_for_path(path);
   const OutputKernels& ok = output_kernels_for_path(path);
-  const BGemmKernel& kernel = select_bgemm_kernel(path, mg, P, K);
 
   // 1. Layout of the packed input: per (image, group, word i of a pixel) one plane of Hp x Wp
   // words, the input's signs inside a frame of pad words: pad_h / pad_w before, and after it as
@@ -178,7 +177,9 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
   const int64_t Wp = std::max(W + 2 * s.pad_w, (OW - 1) * sw + (kw - 1) * dw + 1);
   const int64_t plane = Hp * Wp;
   const int64_t image_words = G * wpp * plane;
-  const int64_t block_images = std::max<int64_t>(1, std::min(s.batch, options.pack_budget_words / image_words));
+  const int64_t block_images =
+      std::max<int64_t>(1, std::min(s.batch, options.pack_budget_words / image_words));
+  const BGemmKernel& kernel = select_bgemm_kernel(path, mg, block_images * P, K);
   word_t pad_word_last = 0;  // pad word: all ones over the real channel bits for +1, else 0
   if (s.pad_value == 1)
     pad_word_last = cg % kWordBits ? (word_t{1} << (cg % kWordBits)) - 1 : ~word_t{0};
@@ -208,15 +209,20 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
   const int64_t ldcorr = ncls <= 16 ? 16 : ncls;
   int32_t* corr = correct ? t_corr.get(O * ldcorr) : nullptr;  // [O][ldcorr]
 
-  // 3. GEMM tasks: (image, group, panel of output pixels, chunk of output channels). Panels are
-  // balanced: ceil(P / nr) of them, of equal width rounded up to whole vectors of 8 columns.
+  // 3. GEMM tasks: (group, panel of output pixels, chunk of output channels) per block of images.
+  // Panels run over the output pixels of all images of the block one after another (a panel may
+  // end in one image and go on in the next, which wastes no lanes on small feature maps such as
+  // 7x7 in a batch) and are balanced: ceil(pixels / nr) of them, of equal width rounded up to
+  // whole vectors of 8 columns.
   const int nr = kernel.nr;
-  const int64_t panels = (P + nr - 1) / nr;
-  int64_t pwidth = (P + panels - 1) / panels;
-  if (nr % 8 == 0) pwidth = std::min<int64_t>(nr, (pwidth + 7) / 8 * 8);
-  const int64_t npanels = (P + pwidth - 1) / pwidth;
-  const int64_t col_tasks = block_images * G * npanels;
-  const RowSplit split = split_rows(mg, col_tasks, threads);
+  auto panel_width = [&](int64_t pixels) {
+    const int64_t count = (pixels + nr - 1) / nr;
+    const int64_t width = (pixels + count - 1) / count;
+    return nr % 8 == 0 ? std::min<int64_t>(nr, (width + 7) / 8 * 8) : width;
+  };
+  const int64_t full_width = panel_width(block_images * P);
+  const RowSplit split =
+      split_rows(mg, G * ((block_images * P + full_width - 1) / full_width), threads);
   const int64_t kstride = kernel.row_panel ? 1 : nr, jstride = kernel.row_panel ? K : 1;
   // Output rows are contiguous runs of input words in the padded planes when stride_w = 1 and
   // every padded column is an output column: then a panel is one run per tap and word.
@@ -294,23 +300,24 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
       }
 
       // GEMM, border correction and output transform per panel.
-      const int64_t tasks = nimg * G * npanels * split.chunks;
+      const int64_t pixels = nimg * P, pwidth = panel_width(pixels);
+      const int64_t npanels = (pixels + pwidth - 1) / pwidth;
+      const int64_t tasks = G * npanels * split.chunks;
 #pragma omp for schedule(dynamic)
       for (int64_t t = 0; t < tasks; ++t) {
         const int64_t chunk = t % split.chunks, rest = t / split.chunks;
-        const int64_t p = rest % npanels, bg = rest / npanels, g = bg % G, bl = bg / G;
-        const int64_t b = b0 + bl;
-        const int64_t n0 = p * pwidth, n = std::min(pwidth, P - n0);
+        const int64_t p = rest % npanels, g = rest / npanels;
+        const int64_t n0 = p * pwidth, n = std::min(pwidth, pixels - n0);
         word_t* panel = t_panel.get(K * nr);
         int32_t* cls = correct ? t_cls.get(nr) : nullptr;
         bool border = false;
-        const word_t* img = packed + (bl * G + g) * wpp * plane;
 
-        // im2col of output pixels n0 .. n0+n-1 into the panel, a run of output pixels of one
-        // output row (or of several rows when flat) at a time.
+        // im2col of block pixels n0 .. n0+n-1 into the panel, a run of output pixels of one
+        // output row (or of several rows of one image when flat) at a time.
         for (int64_t j = 0; j < n;) {
-          const int64_t q = n0 + j, oy = q / OW, ox = q % OW;
-          const int64_t len = flat ? n - j : std::min(n - j, OW - ox);
+          const int64_t bl = (n0 + j) / P, q = (n0 + j) % P, oy = q / OW, ox = q % OW;
+          const int64_t len = flat ? std::min(n - j, P - q) : std::min(n - j, OW - ox);
+          const word_t* img = packed + (bl * G + g) * wpp * plane;
           for (int64_t ky = 0; ky < kh; ++ky) {
             const int64_t row0 = (oy * sh + ky * dh) * Wp + ox * sw;
             for (int64_t kx = 0; kx < kw; ++kx) {
@@ -340,19 +347,24 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
           const int64_t rows = std::min(kRowBlock, m_end - m0), o0 = g * mg + m0;
           kernel.run(rows, K, packed_w + o0 * K, K, panel, static_cast<int>(n), counts, nr);
           OutputBlock ob;
-          ob.counts = counts;
           ob.ldc = nr;
           ob.rows = rows;
-          ob.n = n;
           ob.nbits = static_cast<int32_t>(nbits);
           ob.corr = border ? corr + o0 * ldcorr : nullptr;
           ob.ldcorr = ldcorr;
-          ob.cls = border ? cls : nullptr;
           ob.scale = scale != nullptr ? scale + o0 : nullptr;
           ob.bias = bias != nullptr ? bias + o0 : nullptr;
-          ob.out = output + (b * O + o0) * P + n0;
           ob.ldo = P;
-          ok.block(ob);
+          // One output block per image the panel touches.
+          for (int64_t j = 0; j < n;) {
+            const int64_t b = b0 + (n0 + j) / P, q = (n0 + j) % P, len = std::min(n - j, P - q);
+            ob.counts = counts + j;
+            ob.n = len;
+            ob.cls = border ? cls + j : nullptr;
+            ob.out = output + (b * O + o0) * P + q;
+            ok.block(ob);
+            j += len;
+          }
         }
       }
     }
