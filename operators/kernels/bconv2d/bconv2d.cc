@@ -328,11 +328,11 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
             }
           }
           if (correct) {
-            for (int64_t x = 0; x < len; ++x) {
-              const int64_t qq = q + x;
-              const int32_t c = static_cast<int32_t>(ycls[qq / OW] * nx + xcls[qq % OW]);
-              cls[j + x] = c;
+            for (int64_t u = 0, y = oy, x = ox; u < len; ++u) {
+              const int32_t c = ycls[y] * static_cast<int32_t>(nx) + xcls[x];
+              cls[j + u] = c;
               border |= c != 0;
+              if (++x == OW) x = 0, ++y;
             }
           }
           j += len;
