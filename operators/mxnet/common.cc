@@ -3,6 +3,7 @@
 #include <cctype>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 
 #include "quantize.h"
@@ -234,6 +235,25 @@ const float* WeightCache::channel_scale(bool scaling, MXTensor& w, int64_t chann
   scale_.resize(static_cast<size_t>(channels));
   bmx::channel_mean_abs(w.data<float>(), channels, w.size() / channels, scale_.data());
   return scale_.data();
+}
+
+Scratch::Scratch(const OpResource& res, const std::vector<int64_t>& sizes) {
+  constexpr int64_t kAlign = 16;  // floats: 64-byte aligned parts
+  int64_t total = 0;
+  for (int64_t n : sizes) total += (n + kAlign - 1) / kAlign * kAlign;
+  const int64_t bytes = (total + kAlign) * static_cast<int64_t>(sizeof(float));
+  if (bytes > 0x7fffffff) {
+    throw OpError("needs " + std::to_string(bytes >> 20) + " MiB of scratch memory, more than "
+                  "MXNet's allocator gives one operator; use a smaller batch");
+  }
+  void* raw = res.alloc_cpu(static_cast<int>(bytes));
+  if (!raw) throw OpError("out of memory for " + std::to_string(bytes >> 20) + " MiB of scratch");
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(raw) + 63) & ~uintptr_t{63};
+  float* p = reinterpret_cast<float*>(base);
+  for (int64_t n : sizes) {
+    parts_.push_back(p);
+    p += (n + kAlign - 1) / kAlign * kAlign;
+  }
 }
 
 int max_threads() {

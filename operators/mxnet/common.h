@@ -141,6 +141,19 @@ class WeightCache {
   size_t ver_ = 0;
 };
 
+// Float scratch buffers of one operator call, from MXNet's temporary workspace (pooled: reused
+// across calls, so large buffers cost no page faults after the first step). MXNet gives an
+// operator ONE workspace per call (every alloc_cpu returns the same, resized, space), so all
+// buffers of a call are carved out of a single allocation; they live until the call returns.
+class Scratch {
+ public:
+  Scratch(const OpResource& res, const std::vector<int64_t>& sizes);
+  float* operator[](size_t i) const { return parts_.at(i); }
+
+ private:
+  std::vector<float*> parts_;
+};
+
 // OpenMP team size the kernels should use: omp_get_max_threads() (respects OMP_NUM_THREADS
 // and MXNet's per-worker cap), 1 without OpenMP.
 int max_threads();

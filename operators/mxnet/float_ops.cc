@@ -15,6 +15,22 @@ void cblas_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int 
 
 namespace bmx_mx {
 
+namespace {
+
+// Output columns x whose input column x*stride - pad + offset lies inside [0, width): the range
+// [*lo, *hi) (empty when lo >= hi). Lets im2col/col2im run branch-free, vectorisable inner loops.
+void valid_range(int64_t out_w, int64_t width, int64_t stride, int64_t start, int64_t* lo,
+                 int64_t* hi) {
+  // need 0 <= x*stride + start < width
+  int64_t a = start >= 0 ? 0 : (-start + stride - 1) / stride;
+  int64_t b = width - start <= 0 ? 0 : (width - start + stride - 1) / stride;
+  *lo = a < out_w ? a : out_w;
+  *hi = b < out_w ? b : out_w;
+  if (*hi < *lo) *hi = *lo;
+}
+
+}  // namespace
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc) {
@@ -36,6 +52,9 @@ void im2col(const ConvGeom& g, const float* img, int64_t img_stride, int64_t cou
       const int64_t j = r % g.kernel_w;
       const float* plane = img + n * img_stride + c * g.in_h * g.in_w;
       float* out = col + r * ld + n * P;
+      const int64_t start_x = j * g.dilate_w - g.pad_w;
+      int64_t x0, x1;
+      valid_range(g.out_w, g.in_w, g.stride_w, start_x, &x0, &x1);
       for (int64_t y = 0; y < g.out_h; ++y) {
         const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilate_h;
         float* orow = out + y * g.out_w;
@@ -44,10 +63,13 @@ void im2col(const ConvGeom& g, const float* img, int64_t img_stride, int64_t cou
           continue;
         }
         const float* irow = plane + iy * g.in_w;
-        for (int64_t x = 0; x < g.out_w; ++x) {
-          const int64_t ix = x * g.stride_w - g.pad_w + j * g.dilate_w;
-          orow[x] = (ix >= 0 && ix < g.in_w) ? irow[ix] : pad_fill;
+        for (int64_t x = 0; x < x0; ++x) orow[x] = pad_fill;
+        if (g.stride_w == 1) {
+          for (int64_t x = x0; x < x1; ++x) orow[x] = irow[x + start_x];
+        } else {
+          for (int64_t x = x0; x < x1; ++x) orow[x] = irow[x * g.stride_w + start_x];
         }
+        for (int64_t x = x1; x < g.out_w; ++x) orow[x] = pad_fill;
       }
     }
   }
@@ -64,14 +86,18 @@ void col2im_add(const ConvGeom& g, const float* col, int64_t count, float* img,
       for (int64_t t = 0; t < taps; ++t) {
         const int64_t i = t / g.kernel_w, j = t % g.kernel_w;
         const float* in = col + (c * taps + t) * ld + n * P;
+        const int64_t start_x = j * g.dilate_w - g.pad_w;
+        int64_t x0, x1;
+        valid_range(g.out_w, g.in_w, g.stride_w, start_x, &x0, &x1);
         for (int64_t y = 0; y < g.out_h; ++y) {
           const int64_t iy = y * g.stride_h - g.pad_h + i * g.dilate_h;
           if (iy < 0 || iy >= g.in_h) continue;
           float* irow = plane + iy * g.in_w;
           const float* crow = in + y * g.out_w;
-          for (int64_t x = 0; x < g.out_w; ++x) {
-            const int64_t ix = x * g.stride_w - g.pad_w + j * g.dilate_w;
-            if (ix >= 0 && ix < g.in_w) irow[ix] += crow[x];
+          if (g.stride_w == 1) {
+            for (int64_t x = x0; x < x1; ++x) irow[x + start_x] += crow[x];
+          } else {
+            for (int64_t x = x0; x < x1; ++x) irow[x * g.stride_w + start_x] += crow[x];
           }
         }
       }

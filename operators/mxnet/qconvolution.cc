@@ -153,23 +153,31 @@ ConvGeom group_geom(const bmx::BConv2DShape& s) {
 // Float path: y = conv(xq, wq) before the epilogue (xq, wq already quantized). The batch is
 // processed in chunks of images whose im2col columns sit side by side, one GEMM per chunk and
 // group.
+// Images per chunk of the float path and the sizes of its im2col and output buffers.
+struct ChunkPlan {
+  int64_t images, col_floats, side_floats;
+};
+ChunkPlan plan_chunks(const bmx::BConv2DShape& s) {
+  const ConvGeom g = group_geom(s);
+  const int64_t images = images_per_chunk(g.col_rows() * g.col_cols(), s.batch);
+  return {images, g.col_rows() * g.col_cols() * images, s.group_out() * g.col_cols() * images};
+}
+
 void conv_forward_float(const bmx::BConv2DShape& s, const float* xq, const float* wq,
-                        float pad_fill, float* y) {
+                        float pad_fill, float* y, float* col, float* side) {
   const int64_t Cg = s.group_in(), Og = s.group_out();
   const ConvGeom g = group_geom(s);
   const int64_t K = g.col_rows(), P = g.col_cols();
   const int64_t in_stride = s.in_channels * s.in_h * s.in_w, out_stride = s.out_channels * P;
-  const int64_t chunk = images_per_chunk(K * P, s.batch);
-  std::vector<float> col(static_cast<size_t>(K * P * chunk)),
-      side(static_cast<size_t>(Og * P * chunk));
+  const int64_t chunk = plan_chunks(s).images;
   for (int64_t n0 = 0; n0 < s.batch; n0 += chunk) {
     const int64_t count = std::min(chunk, s.batch - n0);
     for (int64_t gi = 0; gi < s.groups; ++gi) {
       im2col(g, xq + n0 * in_stride + gi * Cg * s.in_h * s.in_w, in_stride, count, pad_fill,
-             col.data());
-      sgemm(false, false, Og, count * P, K, 1.f, wq + gi * Og * K, K, col.data(), count * P, 0.f,
-            side.data(), count * P);
-      from_side_by_side(side.data(), count, Og, P, y + n0 * out_stride + gi * Og * P, out_stride);
+             col);
+      sgemm(false, false, Og, count * P, K, 1.f, wq + gi * Og * K, K, col, count * P, 0.f, side,
+            count * P);
+      from_side_by_side(side, count, Og, P, y + n0 * out_stride + gi * Og * P, out_stride);
     }
   }
 }
@@ -194,17 +202,17 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
   explicit QConvState(const ConvParams& p) : p_(p) {}
 
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                        const OpResource&) override {
-    return guard(kOp, [&] { forward(*inputs, &outputs->at(0)); });
+                        const OpResource& res) override {
+    return guard(kOp, [&] { forward(*inputs, &outputs->at(0), res); });
   }
 
   MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource&) override {
-    return guard(kOp, [&] { backward(*inputs, outputs); });
+                         const OpResource& res) override {
+    return guard(kOp, [&] { backward(*inputs, outputs, res); });
   }
 
  private:
-  void forward(std::vector<MXTensor>& in, MXTensor* out) {
+  void forward(std::vector<MXTensor>& in, MXTensor* out, const OpResource& res) {
     MXTensor& x = in[0];
     MXTensor& w = in[1];
     const bmx::BConv2DShape s = p_.shape(x.shape);
@@ -226,14 +234,16 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
       bmx::bconv2d(s, x.data<float>(), packed, scale, bias, y, max_threads());
       return;
     }
-    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
-    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
-    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
-    conv_forward_float(s, xq.data(), wq.data(), static_cast<float>(p_.q.pad_value), y);
+    const ChunkPlan plan = plan_chunks(s);
+    const Scratch buf(res, {x.size(), w.size(), plan.col_floats, plan.side_floats});
+    float *xq = buf[0], *wq = buf[1];
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq, x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq, w.size());
+    conv_forward_float(s, xq, wq, static_cast<float>(p_.q.pad_value), y, buf[2], buf[3]);
     epilogue(y, s.batch, s.out_channels, s.out_h() * s.out_w(), scale, bias);
   }
 
-  void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out) {
+  void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out, const OpResource& res) {
     if (p_.q.binarized_weights_only) {
       throw OpError("no gradient for packed weights (binarized_weights_only=True is an "
                     "inference-only model); train the unconverted model instead");
@@ -262,38 +272,35 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
       }
     }
     // g = dy * alpha (alpha is a constant per output channel).
-    std::vector<float> gbuf;
     const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);
+    const ChunkPlan plan = plan_chunks(s);
+    const int64_t chunk = plan.images;
+    const Scratch buf(res, {scale ? dy_t.size() : 0, x.size(), w.size(), plan.col_floats,
+                            plan.side_floats});
+    float *xq = buf[1], *wq = buf[2], *col = buf[3], *side = buf[4];
     if (scale) {
-      gbuf.assign(dy, dy + dy_t.size());
-      epilogue(gbuf.data(), s.batch, s.out_channels, P, scale, nullptr);
-      dy = gbuf.data();
+      std::memcpy(buf[0], dy, sizeof(float) * static_cast<size_t>(dy_t.size()));
+      epilogue(buf[0], s.batch, s.out_channels, P, scale, nullptr);
+      dy = buf[0];
     }
-    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
-    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
-    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq, x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq, w.size());
     // Chunks of images side by side: per chunk and group one im2col, one GEMM for dW and one for
     // the column gradients, one col2im.
     const int64_t in_stride = s.in_channels * s.in_h * s.in_w, out_stride = s.out_channels * P;
-    const int64_t chunk = images_per_chunk(K * P, s.batch);
-    std::vector<float> col(static_cast<size_t>(K * P * chunk)),
-        side(static_cast<size_t>(Og * P * chunk));
     std::memset(dx, 0, sizeof(float) * static_cast<size_t>(x.size()));
     for (int64_t n0 = 0; n0 < s.batch; n0 += chunk) {
       const int64_t count = std::min(chunk, s.batch - n0), cols = count * P;
       for (int64_t gi = 0; gi < G; ++gi) {
         const int64_t in_off = n0 * in_stride + gi * Cg * s.in_h * s.in_w;
-        to_side_by_side(dy + n0 * out_stride + gi * Og * P, out_stride, count, Og, P,
-                        side.data());
+        to_side_by_side(dy + n0 * out_stride + gi * Og * P, out_stride, count, Og, P, side);
         // dW_g += dy_g (Og x cols) * col^T (cols x K)
-        im2col(g, xq.data() + in_off, in_stride, count, static_cast<float>(p_.q.pad_value),
-               col.data());
-        sgemm(false, true, Og, K, cols, 1.f, side.data(), cols, col.data(), cols,
-              n0 == 0 ? 0.f : 1.f, dw + gi * Og * K, K);
+        im2col(g, xq + in_off, in_stride, count, static_cast<float>(p_.q.pad_value), col);
+        sgemm(false, true, Og, K, cols, 1.f, side, cols, col, cols, n0 == 0 ? 0.f : 1.f,
+              dw + gi * Og * K, K);
         // dcol = W_g^T (K x Og) * dy_g (Og x cols); dx += col2im(dcol)
-        sgemm(true, false, K, cols, Og, 1.f, wq.data() + gi * Og * K, K, side.data(), cols, 0.f,
-              col.data(), cols);
-        col2im_add(g, col.data(), count, dx + in_off, in_stride);
+        sgemm(true, false, K, cols, Og, 1.f, wq + gi * Og * K, K, side, cols, 0.f, col, cols);
+        col2im_add(g, col, count, dx + in_off, in_stride);
       }
     }
     act_grad(p_.q, x.data<float>(), dx, dx, x.size());

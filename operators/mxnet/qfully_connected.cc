@@ -104,16 +104,16 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
   explicit QFCState(const FCParams& p) : p_(p) {}
 
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                        const OpResource&) override {
-    return guard(kOp, [&] { forward(*inputs, &outputs->at(0)); });
+                        const OpResource& res) override {
+    return guard(kOp, [&] { forward(*inputs, &outputs->at(0), res); });
   }
   MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource&) override {
-    return guard(kOp, [&] { backward(*inputs, outputs); });
+                         const OpResource& res) override {
+    return guard(kOp, [&] { backward(*inputs, outputs, res); });
   }
 
  private:
-  void forward(std::vector<MXTensor>& in, MXTensor* out) {
+  void forward(std::vector<MXTensor>& in, MXTensor* out, const OpResource& res) {
     MXTensor& x = in[0];
     MXTensor& w = in[1];
     const auto rc = p_.rows_cols(x.shape);
@@ -136,10 +136,11 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
       bmx::bdense(rows, cols, O, x.data<float>(), packed, scale, bias, y, max_threads());
       return;
     }
-    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
-    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
-    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
-    sgemm(false, true, rows, O, cols, 1.f, xq.data(), cols, wq.data(), cols, 0.f, y, O);
+    const Scratch buf(res, {x.size(), w.size()});
+    float *xq = buf[0], *wq = buf[1];
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq, x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq, w.size());
+    sgemm(false, true, rows, O, cols, 1.f, xq, cols, wq, cols, 0.f, y, O);
     if (scale || bias) {
 #pragma omp parallel for if (rows * O > (1 << 16))
       for (int64_t r = 0; r < rows; ++r) {
@@ -151,7 +152,7 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
     }
   }
 
-  void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out) {
+  void backward(std::vector<MXTensor>& in, std::vector<MXTensor>* out, const OpResource& res) {
     if (p_.q.binarized_weights_only) {
       throw OpError("no gradient for packed weights (binarized_weights_only=True is an "
                     "inference-only model); train the unconverted model instead");
@@ -170,20 +171,20 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
         db[o] = static_cast<float>(acc);
       }
     }
-    std::vector<float> gbuf;
-    if (const float* scale = cache_.channel_scale(p_.q.scaling, w, O)) {
-      gbuf.resize(static_cast<size_t>(rows * O));
+    const float* scale = cache_.channel_scale(p_.q.scaling, w, O);
+    const Scratch buf(res, {scale ? rows * O : 0, x.size(), w.size()});
+    float *xq = buf[1], *wq = buf[2];
+    if (scale) {
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t o = 0; o < O; ++o) gbuf[r * O + o] = dy[r * O + o] * scale[o];
-      dy = gbuf.data();
+        for (int64_t o = 0; o < O; ++o) buf[0][r * O + o] = dy[r * O + o] * scale[o];
+      dy = buf[0];
     }
-    std::vector<float> xq(static_cast<size_t>(x.size())), wq(static_cast<size_t>(w.size()));
-    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq.data(), x.size());
-    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq.data(), w.size());
+    bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq, x.size());
+    bmx::quantize_weights(p_.q.weight_bit, w.data<float>(), wq, w.size());
     float* dx = out->at(0).data<float>();
     float* dw = out->at(1).data<float>();
-    sgemm(false, false, rows, cols, O, 1.f, dy, O, wq.data(), cols, 0.f, dx, cols);  // dy W
-    sgemm(true, false, O, cols, rows, 1.f, dy, O, xq.data(), cols, 0.f, dw, cols);  // dy^T x
+    sgemm(false, false, rows, cols, O, 1.f, dy, O, wq, cols, 0.f, dx, cols);  // dy W
+    sgemm(true, false, O, cols, rows, 1.f, dy, O, xq, cols, 0.f, dw, cols);  // dy^T x
     act_grad(p_.q, x.data<float>(), dx, dx, x.size());
     if (p_.q.weight_bit < 32) ste_mask(w.data<float>(), dw, dw, w.size(), p_.q.grad_cancel);
   }
