@@ -25,7 +25,8 @@ TEST(output_block_all_paths) {
             std::vector<int32_t> counts(rows * ldc), corr(rows * ldcorr), cls(n);
             for (int32_t& c : counts) c = static_cast<int32_t>(pick(0, nbits));
             for (int32_t& c : corr) c = static_cast<int32_t>(pick(-3 * nbits, 3 * nbits));
-            for (int32_t& c : cls) c = static_cast<int32_t>(pick(0, 3) == 0 ? 0 : pick(0, ncls - 1));
+            for (int32_t& c : cls)
+              c = static_cast<int32_t>(pick(0, 3) == 0 ? 0 : pick(0, ncls - 1));
             std::vector<float> scale = tiny::random_floats(rng, rows);
             std::vector<float> bias = tiny::random_floats(rng, rows);
             for (float& v : scale) v *= 0.37f;
@@ -66,7 +67,8 @@ TEST(output_units_all_paths) {
     const bmx::OutputKernels& ok = bmx::output_kernels_for_path(path);
     for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100}) {
       for (int sb = 0; sb < 4; ++sb) {
-        const int32_t nbits = static_cast<int32_t>(std::uniform_int_distribution<int>(1, 9000)(rng));
+        const int32_t nbits =
+            static_cast<int32_t>(std::uniform_int_distribution<int>(1, 9000)(rng));
         std::vector<int32_t> counts(n);
         for (int32_t& c : counts) c = std::uniform_int_distribution<int32_t>(0, nbits)(rng);
         std::vector<float> scale = tiny::random_floats(rng, n), bias = tiny::random_floats(rng, n);

@@ -227,10 +227,10 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
   // Output rows are contiguous runs of input words in the padded planes when stride_w = 1 and
   // every padded column is an output column: then a panel is one run per tap and word.
   const bool flat = sh == 1 && sw == 1 && OW == Wp;
-  // Pack tasks: (image, group, word) planes x blocks of padded rows.
+  // Pack tasks: (image, group, word) planes, each cut into 4 * threads blocks of padded rows
+  // when there are too few planes to go round.
   const int64_t planes = block_images * G * wpp;
-  const int64_t row_block =
-      planes >= 4 * threads ? Hp : std::max<int64_t>(1, (Hp * planes + 4 * threads - 1) / (4 * threads * planes) );
+  const int64_t row_block = planes >= 4 * threads ? Hp : (Hp + 4 * threads - 1) / (4 * threads);
 
   word_t* packed = t_packed.get(block_images * image_words);
   const bool parallel = threads > 1;

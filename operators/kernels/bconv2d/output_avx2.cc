@@ -41,7 +41,8 @@ void block_rows(const OutputBlock& b) {
       }
       __m256i d = _mm256_sub_epi32(nbits, _mm256_slli_epi32(cnt, 1));
       if (kCorr)
-        d = _mm256_add_epi32(d, _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), corr, idx, m, 4));
+        d = _mm256_add_epi32(
+            d, _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), corr, idx, m, 4));
       __m256 v = _mm256_cvtepi32_ps(d);
       if (kScale) v = _mm256_mul_ps(v, sc);
       if (kBias) v = _mm256_add_ps(v, bi);
@@ -106,8 +107,8 @@ void units_avx2(const int32_t* counts, int64_t n, int32_t nbits, const float* sc
 
 // Popcounts of 4 words as 4 64-bit lanes.
 inline __m256i popcount4(__m256i v) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1,
-                                       2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i low = _mm256_set1_epi8(0x0f);
   const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
   const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
@@ -130,7 +131,8 @@ void popcount_runs_avx2(const word_t* x, int64_t runs, int64_t len, int32_t* out
     __m256i acc = _mm256_setzero_si256();
     int64_t w = 0;
     for (; w + 4 <= len; w += 4)
-      acc = _mm256_add_epi64(acc, popcount4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + w))));
+      acc = _mm256_add_epi64(
+          acc, popcount4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + w))));
     if (w < len) {
       const __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x(len - w), lane);
       acc = _mm256_add_epi64(

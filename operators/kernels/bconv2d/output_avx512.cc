@@ -133,7 +133,8 @@ void popcount_runs_avx512(const word_t* x, int64_t runs, int64_t len, int32_t* o
   int64_t r = 0;
   if (len == 1) {  // one word per run: 8 runs per vector, no sums
     for (; r + 8 <= runs; r += 8)
-      _mm512_mask_cvtepi64_storeu_epi32(out + r, 0xff, _mm512_popcnt_epi64(_mm512_loadu_si512(x + r)));
+      _mm512_mask_cvtepi64_storeu_epi32(out + r, 0xff,
+                                        _mm512_popcnt_epi64(_mm512_loadu_si512(x + r)));
   }
   for (; r + 8 <= runs; r += 8) {
     __m512i v[8];
