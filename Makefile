@@ -18,7 +18,7 @@ build: $(DEPS)
 	$(VPY) -m pip install --quiet --no-build-isolation --no-deps -e .
 
 demo: build
-	$(VPY) smd_hpi_examples/binary_mnist/binary_mnist.py --out-dir demo_output
+	$(VPY) smd_hpi_examples/binary_mnist/demo.py --out-dir demo_output
 
 test: build
 	$(VPY) -m pytest -q tests

@@ -177,3 +177,15 @@ def test_cli_with_data_dir(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "train-images-idx3-ubyte" in proc.stderr and "missing" in proc.stderr
+
+
+def test_demo_trains_converts_and_agrees(tmp_path, capsys):
+    """`make demo`'s script: train (briefly), convert, and the packed model predicts the same."""
+    import demo
+    demo.main(["--limit", "300", "--epochs", "1", "--out-dir", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert (tmp_path / "binarized_mnist-symbol.json").exists()
+    assert (tmp_path / "binarized_mnist-0001.params").exists()
+    assert "predictions identical on all 300 test images: True" in out
+    last = out.strip().splitlines()[-1].split()
+    assert last[0].split("=")[1] == last[1].split("=")[1]  # same accuracy, both models
