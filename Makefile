@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make demo   fresh clone -> .venv, build, train a binary LeNet on real digits, print accuracy
+#   make demo   fresh clone -> .venv, build, train a binary LeNet on real digits, convert it,
+#               run the packed model, print both accuracies and the file sizes
 #   make test   the same environment, then the whole test suite
 PYTHON ?= python3
 VENV := .venv
