@@ -31,9 +31,11 @@ std::string bdense_check(int64_t batch, int64_t in_units, int64_t num_hidden) {
 }
 
 void pack_dense_weights(int64_t num_hidden, int64_t in_units, const float* w, word_t* packed) {
+  // The weights are repacked on every forward pass unless MXNet keeps the op's state
+  // (static_alloc): use the active path's packer, not the bit-at-a-time reference.
   const int64_t words = words_for(in_units);
-  for (int64_t o = 0; o < num_hidden; ++o)
-    pack_row_reference(w + o * in_units, in_units, packed + o * words);
+  const auto pack_row = bitpack_for_path(active_path()).pack_row;
+  for (int64_t o = 0; o < num_hidden; ++o) pack_row(w + o * in_units, in_units, packed + o * words);
 }
 
 void pack_signs(const float* x, int64_t n, word_t* packed) {
