@@ -41,9 +41,10 @@ MXReturnValue guard(const char* op, F&& f) {
 }
 
 // Attribute access with MXNet's string forms: "True"/"False", "(3, 3)", "[3, 3]", "3", "1.5".
+// Errors name the parameter; guard() prefixes the operator's name.
 class AttrReader {
  public:
-  AttrReader(const Attrs& attrs, std::string op) : attrs_(attrs), op_(std::move(op)) {}
+  explicit AttrReader(const Attrs& attrs) : attrs_(attrs) {}
 
   bool has(const std::string& key) const {
     auto it = attrs_.find(key);
@@ -63,7 +64,6 @@ class AttrReader {
  private:
   [[noreturn]] void bad(const std::string& key, const std::string& why) const;
   const Attrs& attrs_;
-  std::string op_;
 };
 
 // Pseudo-gradient of the 1-bit activation quantizer (the forward pass is sign in every case).
@@ -93,13 +93,6 @@ struct WeightedInputs {
   int bias() const { return no_bias ? -1 : 2; }
   int scale() const { return scale_input ? (no_bias ? 2 : 3) : -1; }
 };
-
-// Number of elements of a shape.
-inline int64_t numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
 
 // True when a dimension coming from shape inference is still unknown (0 or -1 as unsigned).
 inline bool dim_unknown(unsigned d) { return d == 0 || d == 0xFFFFFFFFu; }

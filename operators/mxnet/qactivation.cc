@@ -21,7 +21,7 @@ struct ActParams {
   bool backward_only = false;
 
   static ActParams parse(const Attrs& attrs) {
-    AttrReader r(attrs, kOp);
+    AttrReader r(attrs);
     r.reject_unknown({"act_bit", "grad_cancel", "backward_only", "act_grad", "swish_beta"});
     ActParams p;
     p.q = QuantParams::parse(r, false);

@@ -33,7 +33,7 @@ struct ConvParams {
   QuantParams q;
 
   static ConvParams parse(const Attrs& attrs) {
-    AttrReader r(attrs, kOp);
+    AttrReader r(attrs);
     std::set<std::string> allowed = {"kernel", "stride", "dilate", "pad", "num_filter",
                                      "num_group", "no_bias", "layout", "workspace",
                                      "cudnn_tune", "cudnn_off"};

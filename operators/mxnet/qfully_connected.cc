@@ -30,7 +30,7 @@ struct FCParams {
   QuantParams q;
 
   static FCParams parse(const Attrs& attrs) {
-    AttrReader r(attrs, kOp);
+    AttrReader r(attrs);
     std::set<std::string> allowed = {"num_hidden", "no_bias", "flatten"};
     allowed.insert(QuantParams::attr_names().begin(), QuantParams::attr_names().end());
     r.reject_unknown(allowed);
