@@ -1,8 +1,8 @@
 // bmxnet kernel core: the one public header of the framework-free kernels.
 //
 // Everything in operators/kernels/ is plain C++17 with no MXNet header. The MXNet operators
-// (operators/mxnet/), the standalone runtime and the benchmarks all call the functions declared
-// here, so there is exactly one implementation of every kernel.
+// (operators/mxnet/) and the benchmarks call the functions declared here, so there is exactly one
+// implementation of every kernel, and a runtime without MXNet can link the same code.
 //
 // Bit convention (the same everywhere: activations, weights, files written by the converter)
 // ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// k-bit quantizers shared by the MXNet operators and the runtime (header only, no MXNet).
+// k-bit quantizers of the MXNet operators, kept framework-free (header only, no MXNet).
 //
 //   act_bit = 1        q(x) = +1 if x >= 0 else -1                       (sign, sign(0) = +1)
 //   act_bit = k, 2..31 q(x) = rint((2^k - 1) * clip(x, 0, 1)) / (2^k - 1)  (DoReFa activations)
