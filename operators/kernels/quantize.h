@@ -22,14 +22,22 @@ inline float sign_pm1(float x) { return x >= 0.f ? 1.f : -1.f; }
 
 inline float quantize_levels(int bits) { return static_cast<float>((1ull << bits) - 1); }
 
+// Below this many elements the loops stay on one thread (a parallel region costs microseconds).
+constexpr int64_t kQuantizeParallelMin = int64_t{1} << 16;
+
 // Quantizes n activations in place or out of place (x may equal q).
 inline void quantize_activations(int bits, const float* x, float* q, int64_t n) {
   if (bits == 1) {
+#pragma omp parallel for if (n > kQuantizeParallelMin)
     for (int64_t i = 0; i < n; ++i) q[i] = sign_pm1(x[i]);
   } else if (bits >= 32) {
-    if (q != x) for (int64_t i = 0; i < n; ++i) q[i] = x[i];
+    if (q != x) {
+#pragma omp parallel for if (n > kQuantizeParallelMin)
+      for (int64_t i = 0; i < n; ++i) q[i] = x[i];
+    }
   } else {
     const float levels = quantize_levels(bits);
+#pragma omp parallel for if (n > kQuantizeParallelMin)
     for (int64_t i = 0; i < n; ++i) {
       const float c = std::fmin(std::fmax(x[i], 0.f), 1.f);
       q[i] = std::nearbyint(levels * c) / levels;
@@ -40,14 +48,20 @@ inline void quantize_activations(int bits, const float* x, float* q, int64_t n) 
 // Quantizes a whole weight tensor of n values (k-bit uses the tensor's max |tanh|).
 inline void quantize_weights(int bits, const float* w, float* q, int64_t n) {
   if (bits == 1) {
+#pragma omp parallel for if (n > kQuantizeParallelMin)
     for (int64_t i = 0; i < n; ++i) q[i] = sign_pm1(w[i]);
   } else if (bits >= 32) {
-    if (q != w) for (int64_t i = 0; i < n; ++i) q[i] = w[i];
+    if (q != w) {
+#pragma omp parallel for if (n > kQuantizeParallelMin)
+      for (int64_t i = 0; i < n; ++i) q[i] = w[i];
+    }
   } else {
-    float max_abs = 0.f;
+    float max_abs = 0.f;  // max is exact in any order, so the reduction is deterministic
+#pragma omp parallel for reduction(max : max_abs) if (n > kQuantizeParallelMin)
     for (int64_t i = 0; i < n; ++i) max_abs = std::fmax(max_abs, std::fabs(std::tanh(w[i])));
     const float levels = quantize_levels(bits);
     const float denom = 2.f * (max_abs > 0.f ? max_abs : 1.f);
+#pragma omp parallel for if (n > kQuantizeParallelMin)
     for (int64_t i = 0; i < n; ++i) {
       const float v = std::tanh(w[i]) / denom + 0.5f;
       q[i] = 2.f * (std::nearbyint(levels * v) / levels) - 1.f;

@@ -288,7 +288,8 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
     // Chunks of images side by side: per chunk and group one im2col, one GEMM for dW and one for
     // the column gradients, one col2im.
     const int64_t in_stride = s.in_channels * s.in_h * s.in_w, out_stride = s.out_channels * P;
-    std::memset(dx, 0, sizeof(float) * static_cast<size_t>(x.size()));
+#pragma omp parallel for if (x.size() > (1 << 16))
+    for (int64_t i = 0; i < x.size(); ++i) dx[i] = 0.f;
     for (int64_t n0 = 0; n0 < s.batch; n0 += chunk) {
       const int64_t count = std::min(chunk, s.batch - n0), cols = count * P;
       for (int64_t gi = 0; gi < G; ++gi) {
