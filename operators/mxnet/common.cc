@@ -162,7 +162,8 @@ QuantParams QuantParams::parse(const AttrReader& r, bool with_weights) {
   p.pad_value = static_cast<int>(pv);
   if (p.pad_value != 0 && p.act_bit != 1) {
     throw OpError("parameter 'pad_value' = " + std::to_string(pv) +
-                  " needs act_bit = 1 (only binary inputs can be padded with +1/-1); use pad_value=0");
+                  " needs act_bit = 1 (only binary inputs can be padded with +1/-1); "
+                  "use pad_value=0");
   }
   const std::string grad = r.str("act_grad", "ste");
   if (grad == "ste") {

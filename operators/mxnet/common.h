@@ -147,6 +147,38 @@ class Scratch {
   std::vector<float*> parts_;
 };
 
+// The lib_api state object of a weighted Q-op. Impl (built from the op's parsed parameters)
+// provides forward(inputs, output, res) and backward(inputs, outputs, res); errors become
+// "<kName>: message" MXNet errors. The state lives as long as MXNet keeps it (see WeightCache).
+template <typename Impl>
+class StatefulOp : public mxnet::ext::CustomStatefulOp {
+ public:
+  template <typename Params>
+  explicit StatefulOp(const Params& p) : impl_(p) {}
+
+  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                        const OpResource& res) override {
+    return guard(Impl::kName, [&] { impl_.forward(*inputs, &outputs->at(0), res); });
+  }
+  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource& res) override {
+    return guard(Impl::kName, [&] { impl_.backward(*inputs, outputs, res); });
+  }
+
+ private:
+  Impl impl_;
+};
+
+// lib_api's createOpState for StatefulOp<Impl>, parsing the attributes with Params::parse.
+template <typename Impl, typename Params>
+MXReturnValue create_stateful_op(const Attrs& attrs, const mxnet::ext::MXContext&,
+                                 const std::vector<std::vector<unsigned>>&, const std::vector<int>,
+                                 mxnet::ext::CustomStatefulOp** state) {
+  return guard(Impl::kName, [&] {
+    *state = mxnet::ext::CustomStatefulOp::create<StatefulOp<Impl>>(Params::parse(attrs));
+  });
+}
+
 // OpenMP team size the kernels should use: omp_get_max_threads() (respects OMP_NUM_THREADS
 // and MXNet's per-worker cap), 1 without OpenMP.
 int max_threads();

@@ -197,21 +197,12 @@ void epilogue(float* y, int64_t batch, int64_t channels, int64_t plane, const fl
   }
 }
 
-class QConvState : public mxnet::ext::CustomStatefulOp {
+// The operator's computation; StatefulOp<QConvState> (common.h) wraps it for lib_api.
+class QConvState {
  public:
+  static constexpr const char* kName = kOp;
   explicit QConvState(const ConvParams& p) : p_(p) {}
 
-  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                        const OpResource& res) override {
-    return guard(kOp, [&] { forward(*inputs, &outputs->at(0), res); });
-  }
-
-  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) override {
-    return guard(kOp, [&] { backward(*inputs, outputs, res); });
-  }
-
- private:
   void forward(std::vector<MXTensor>& in, MXTensor* out, const OpResource& res) {
     MXTensor& x = in[0];
     MXTensor& w = in[1];
@@ -308,17 +299,10 @@ class QConvState : public mxnet::ext::CustomStatefulOp {
     if (p_.q.weight_bit < 32) ste_mask(w.data<float>(), dw, dw, w.size(), p_.q.grad_cancel);
   }
 
+ private:
   ConvParams p_;
   WeightCache cache_;
 };
-
-MXReturnValue create_state(const Attrs& attrs, const mxnet::ext::MXContext&,
-                           const std::vector<std::vector<unsigned>>&, const std::vector<int>,
-                           mxnet::ext::CustomStatefulOp** state) {
-  return guard(kOp, [&] {
-    *state = mxnet::ext::CustomStatefulOp::create<QConvState>(ConvParams::parse(attrs));
-  });
-}
 
 }  // namespace
 }  // namespace bmx_mx
@@ -327,4 +311,4 @@ REGISTER_OP(QConvolution)
     .setParseAttrs(bmx_mx::parse_attrs)
     .setInferType(bmx_mx::infer_type)
     .setInferShape(bmx_mx::infer_shape)
-    .setCreateOpState(bmx_mx::create_state, "cpu");
+    .setCreateOpState(bmx_mx::create_stateful_op<bmx_mx::QConvState, bmx_mx::ConvParams>, "cpu");

@@ -99,20 +99,12 @@ MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>
   });
 }
 
-class QFCState : public mxnet::ext::CustomStatefulOp {
+// The operator's computation; StatefulOp<QFCState> (common.h) wraps it for lib_api.
+class QFCState {
  public:
+  static constexpr const char* kName = kOp;
   explicit QFCState(const FCParams& p) : p_(p) {}
 
-  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                        const OpResource& res) override {
-    return guard(kOp, [&] { forward(*inputs, &outputs->at(0), res); });
-  }
-  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) override {
-    return guard(kOp, [&] { backward(*inputs, outputs, res); });
-  }
-
- private:
   void forward(std::vector<MXTensor>& in, MXTensor* out, const OpResource& res) {
     MXTensor& x = in[0];
     MXTensor& w = in[1];
@@ -189,17 +181,10 @@ class QFCState : public mxnet::ext::CustomStatefulOp {
     if (p_.q.weight_bit < 32) ste_mask(w.data<float>(), dw, dw, w.size(), p_.q.grad_cancel);
   }
 
+ private:
   FCParams p_;
   WeightCache cache_;
 };
-
-MXReturnValue create_state(const Attrs& attrs, const mxnet::ext::MXContext&,
-                           const std::vector<std::vector<unsigned>>&, const std::vector<int>,
-                           mxnet::ext::CustomStatefulOp** state) {
-  return guard(kOp, [&] {
-    *state = mxnet::ext::CustomStatefulOp::create<QFCState>(FCParams::parse(attrs));
-  });
-}
 
 }  // namespace
 }  // namespace bmx_mx
@@ -208,4 +193,4 @@ REGISTER_OP(QFullyConnected)
     .setParseAttrs(bmx_mx::parse_attrs)
     .setInferType(bmx_mx::infer_type)
     .setInferShape(bmx_mx::infer_shape)
-    .setCreateOpState(bmx_mx::create_state, "cpu");
+    .setCreateOpState(bmx_mx::create_stateful_op<bmx_mx::QFCState, bmx_mx::FCParams>, "cpu");
