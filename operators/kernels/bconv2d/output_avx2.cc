@@ -8,6 +8,7 @@
 // Popcount runs: the pshufb nibble-table popcount, bytes summed into 64-bit lanes with vpsadbw.
 #include <immintrin.h>
 
+#include "bconv2d/epilogue_flags.h"
 #include "bconv2d/output_kernels.h"
 
 namespace bmx {
@@ -56,14 +57,9 @@ void block_rows(const OutputBlock& b) {
 
 template <bool kCorr>
 void block_corr(const OutputBlock& b) {
-  if (b.scale != nullptr && b.bias != nullptr)
-    block_rows<true, true, kCorr>(b);
-  else if (b.scale != nullptr)
-    block_rows<true, false, kCorr>(b);
-  else if (b.bias != nullptr)
-    block_rows<false, true, kCorr>(b);
-  else
-    block_rows<false, false, kCorr>(b);
+  with_scale_bias(b.scale, b.bias, [&](auto sc, auto bi) {
+    block_rows<decltype(sc)::value, decltype(bi)::value, kCorr>(b);
+  });
 }
 
 void block_avx2(const OutputBlock& b) {
@@ -95,14 +91,9 @@ void units_loop(const int32_t* counts, int64_t n, int32_t nbits_s, const float* 
 
 void units_avx2(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
                 const float* bias, float* out) {
-  if (scale != nullptr && bias != nullptr)
-    units_loop<true, true>(counts, n, nbits, scale, bias, out);
-  else if (scale != nullptr)
-    units_loop<true, false>(counts, n, nbits, scale, bias, out);
-  else if (bias != nullptr)
-    units_loop<false, true>(counts, n, nbits, scale, bias, out);
-  else
-    units_loop<false, false>(counts, n, nbits, scale, bias, out);
+  with_scale_bias(scale, bias, [&](auto sc, auto bi) {
+    units_loop<decltype(sc)::value, decltype(bi)::value>(counts, n, nbits, scale, bias, out);
+  });
 }
 
 // Popcounts of 4 words as 4 64-bit lanes.

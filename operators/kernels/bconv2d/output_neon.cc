@@ -7,6 +7,7 @@
 // (flushed before they could overflow), one horizontal sum per run.
 #include <arm_neon.h>
 
+#include "bconv2d/epilogue_flags.h"
 #include "bconv2d/output_kernels.h"
 
 namespace bmx {
@@ -47,14 +48,9 @@ void block_rows(const OutputBlock& b) {
 
 template <bool kCorr>
 void block_corr(const OutputBlock& b) {
-  if (b.scale != nullptr && b.bias != nullptr)
-    block_rows<true, true, kCorr>(b);
-  else if (b.scale != nullptr)
-    block_rows<true, false, kCorr>(b);
-  else if (b.bias != nullptr)
-    block_rows<false, true, kCorr>(b);
-  else
-    block_rows<false, false, kCorr>(b);
+  with_scale_bias(b.scale, b.bias, [&](auto sc, auto bi) {
+    block_rows<decltype(sc)::value, decltype(bi)::value, kCorr>(b);
+  });
 }
 
 void block_neon(const OutputBlock& b) {
@@ -85,14 +81,9 @@ void units_loop(const int32_t* counts, int64_t n, int32_t nbits_s, const float* 
 
 void units_neon(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
                 const float* bias, float* out) {
-  if (scale != nullptr && bias != nullptr)
-    units_loop<true, true>(counts, n, nbits, scale, bias, out);
-  else if (scale != nullptr)
-    units_loop<true, false>(counts, n, nbits, scale, bias, out);
-  else if (bias != nullptr)
-    units_loop<false, true>(counts, n, nbits, scale, bias, out);
-  else
-    units_loop<false, false>(counts, n, nbits, scale, bias, out);
+  with_scale_bias(scale, bias, [&](auto sc, auto bi) {
+    units_loop<decltype(sc)::value, decltype(bi)::value>(counts, n, nbits, scale, bias, out);
+  });
 }
 
 constexpr int64_t kU16Block = 4095;  // 2-word steps a 16-bit lane can take (4095 * 16 < 2^16)

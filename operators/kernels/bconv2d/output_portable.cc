@@ -1,5 +1,6 @@
 // Portable output kernels: plain C++ loops with the per-block choices (scale? bias? correction?)
 // hoisted out, so that the compiler vectorises them at the baseline ISA.
+#include "bconv2d/epilogue_flags.h"
 #include "bconv2d/output_kernels.h"
 
 namespace bmx {
@@ -32,14 +33,9 @@ void block_rows(const OutputBlock& b) {
 }
 
 void block_portable(const OutputBlock& b) {
-  if (b.scale != nullptr && b.bias != nullptr)
-    block_rows<true, true>(b);
-  else if (b.scale != nullptr)
-    block_rows<true, false>(b);
-  else if (b.bias != nullptr)
-    block_rows<false, true>(b);
-  else
-    block_rows<false, false>(b);
+  with_scale_bias(b.scale, b.bias, [&](auto sc, auto bi) {
+    block_rows<decltype(sc)::value, decltype(bi)::value>(b);
+  });
 }
 
 template <bool kScale, bool kBias>
@@ -55,14 +51,9 @@ void units_loop(const int32_t* counts, int64_t n, int32_t nbits, const float* sc
 
 void units_portable(const int32_t* counts, int64_t n, int32_t nbits, const float* scale,
                     const float* bias, float* out) {
-  if (scale != nullptr && bias != nullptr)
-    units_loop<true, true>(counts, n, nbits, scale, bias, out);
-  else if (scale != nullptr)
-    units_loop<true, false>(counts, n, nbits, scale, bias, out);
-  else if (bias != nullptr)
-    units_loop<false, true>(counts, n, nbits, scale, bias, out);
-  else
-    units_loop<false, false>(counts, n, nbits, scale, bias, out);
+  with_scale_bias(scale, bias, [&](auto sc, auto bi) {
+    units_loop<decltype(sc)::value, decltype(bi)::value>(counts, n, nbits, scale, bias, out);
+  });
 }
 
 // Where the target has a popcount instruction use it; otherwise (baseline x86-64) the SWAR
