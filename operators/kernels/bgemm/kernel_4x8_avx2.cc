@@ -16,6 +16,7 @@
 #include <immintrin.h>
 
 #include "bgemm/bgemm.h"
+#include "bgemm/gemv_rows.h"
 
 namespace bmx {
 namespace {
@@ -153,20 +154,18 @@ void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t
     }
 }
 
-template <int NB>
-void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
-               int64_t ldc) {
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) gemv_tile<4, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
-  for (; m < M; ++m) gemv_tile<1, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
-}
+// gemv_panel (gemv_rows.h) calls the tile through this.
+struct GemvTile {
+  template <int R, int NB>
+  static void run(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
+                  int64_t ldc) {
+    gemv_tile<R, NB>(K, A, lda, B, counts, ldc);
+  }
+};
 
 void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
               int32_t* counts, int64_t ldc) {
-  if (n == 1)
-    gemv_rows<1>(M, K, A, lda, panel, counts, ldc);
-  else
-    gemv_rows<2>(M, K, A, lda, panel, counts, ldc);
+  gemv_panel<GemvTile, 2>(M, K, A, lda, panel, n, counts, ldc);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <arm_neon.h>
 
 #include "bgemm/bgemm.h"
+#include "bgemm/gemv_rows.h"
 
 namespace bmx {
 namespace {
@@ -118,22 +119,18 @@ void gemv_tile(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t
     }
 }
 
-template <int NB>
-void gemv_rows(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
-               int64_t ldc) {
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) gemv_tile<4, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
-  for (; m < M; ++m) gemv_tile<1, NB>(K, A + m * lda, lda, B, counts + m * ldc, ldc);
-}
+// gemv_panel (gemv_rows.h) calls the tile through this.
+struct GemvTile {
+  template <int R, int NB>
+  static void run(int64_t K, const word_t* A, int64_t lda, const word_t* B, int32_t* counts,
+                  int64_t ldc) {
+    gemv_tile<R, NB>(K, A, lda, B, counts, ldc);
+  }
+};
 
 void run_gemv(int64_t M, int64_t K, const word_t* A, int64_t lda, const word_t* panel, int n,
               int32_t* counts, int64_t ldc) {
-  switch (n) {
-    case 1: gemv_rows<1>(M, K, A, lda, panel, counts, ldc); break;
-    case 2: gemv_rows<2>(M, K, A, lda, panel, counts, ldc); break;
-    case 3: gemv_rows<3>(M, K, A, lda, panel, counts, ldc); break;
-    default: gemv_rows<4>(M, K, A, lda, panel, counts, ldc); break;
-  }
+  gemv_panel<GemvTile, 4>(M, K, A, lda, panel, n, counts, ldc);
 }
 
 }  // namespace
