@@ -1,10 +1,13 @@
 """ONNX export of QConvolution, QFullyConnected and QActivation as standard ONNX operators.
 
-Importing this module registers one translator per operator with MXNet's own mx2onnx registry
-(``mxnet.onnx.mx2onnx._export_onnx.MXNetGraph.register``), so ``mx.onnx.export_model`` handles
-networks that contain them; everything else in the graph is translated by MXNet's built-in
-translators. :func:`export_model` is a convenience wrapper around ``mx.onnx.export_model`` that
-also takes files or Gluon blocks, runs ``onnx.checker`` and writes the file atomically.
+The translators here are registered with MXNet's own mx2onnx registry
+(``mxnet.onnx.mx2onnx._export_onnx.MXNetGraph.register``) by
+:func:`bmxnet.onnx.register_translators`, which ``import bmxnet`` runs, so
+``mx.onnx.export_model`` handles networks that contain them; everything else in the graph is
+translated by MXNet's built-in translators, two of them corrected here (``BatchNorm`` with
+``fix_gamma``, ``SoftmaxOutput``: see the end of this docstring). :func:`export_model` is a
+convenience wrapper around ``mx.onnx.export_model`` that also takes files or Gluon blocks, runs
+``onnx.checker`` and writes the file atomically.
 
 What each operator becomes
 --------------------------
@@ -57,6 +60,16 @@ it replaces the exact integer sum by a float sum of ±alpha terms, so results th
 MXNet by float rounding too, and a later sign can flip where the exact value was 0 (an integer
 dot product of 0 with no bias): whole values can then move, though rarely. Turn optimizations off
 where bit-exact agreement matters.
+
+MXNet's own layers
+------------------
+* ``BatchNorm`` with ``fix_gamma=True`` (MXNet's default) computes with gamma = 1 whatever the
+  stored gamma holds; MXNet's translator writes the stored gamma. Here the gamma input is then an
+  initializer of ones.
+* ``SoftmaxOutput`` (the loss head of Module checkpoints and BMXNet models) is written as its
+  inference output: ``Softmax`` over axis 1 (``multi_output=True``), the last axis
+  (``preserve_shape=True``) or the flattened trailing axes (the default); the label input is
+  dropped.
 """
 import json
 import os
@@ -65,15 +78,14 @@ import tempfile
 import mxnet as mx
 import numpy as np
 import onnx
-from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 from onnx import helper, numpy_helper
 
 from ..converter import channel_scale, unpack_conv_weights, unpack_dense_weights
+from ..converter.graph import ConversionError, atomic_write
+from . import OPSET
+from .errors import OnnxExportError
 
-__all__ = ["export_model", "quantize_weights", "OPSET"]
-
-#: Lowest opset the translators are registered for (MXNet uses them for every later opset).
-OPSET = 12
+__all__ = ["export_model", "quantize_weights", "TRANSLATORS"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -119,7 +131,7 @@ def _tuple(attrs, key, n, default):
     if len(items) == 1:
         items = items * n
     if len(items) != n:
-        raise ValueError("attribute %s=%s: expected %d values" % (key, value, n))
+        raise OnnxExportError("attribute %s=%s: expected %d values" % (key, value, n))
     return tuple(items)
 
 
@@ -140,6 +152,24 @@ def _c_order(array):
     return np.array(array, order="C", copy=False)
 
 
+def _input_name(src, kwargs):
+    """ONNX name of the MXNet node output ``src`` = [node index, output index, ...].
+
+    mx2onnx keeps one ``outputs_lookup`` entry per converted node but skips the label variable
+    of the graph's loss head (named ``<last node>_label``) without an entry, so the entries of
+    the nodes after that variable sit one place earlier than their index. That variable itself
+    has no ONNX name (None).
+    """
+    i, j = src[0], src[1]
+    graph = kwargs["mx_graph"]
+    label = graph[-1]["name"] + "_label"
+    skipped = [k for k, n in enumerate(graph[:i + 1]) if n["op"] == "null"
+               and n["name"] == label and n["name"] not in kwargs["weights"]]
+    if i in skipped:
+        return None
+    return kwargs["outputs_lookup"][i - len(skipped)][j].name
+
+
 class _Layer:
     """One MXNet node being translated: its inputs, parameters and the ONNX nodes it emits."""
 
@@ -149,8 +179,7 @@ class _Layer:
         self.attrs = node.get("attrs", {})
         self.kwargs = kwargs
         self.mx_graph = kwargs["mx_graph"]
-        lookup = kwargs["outputs_lookup"]
-        self.inputs = [lookup[i][j].name for i, j, *_ in node["inputs"]]
+        self.inputs = [_input_name(src, kwargs) for src in node["inputs"]]
         self.nodes = []
         self._used = set()
         self._count = 0
@@ -160,7 +189,7 @@ class _Layer:
         i = self.node["inputs"][k][0]
         pnode = self.mx_graph[i]
         if pnode["op"] != "null" or pnode["name"] not in self.kwargs["weights"]:
-            raise ValueError("%s: input %d (%s) must be a parameter with a value in params to be "
+            raise OnnxExportError("%s: input %d (%s) must be a parameter with a value in params to be "
                              "exported" % (self.name, k, pnode["name"]))
         return i, pnode
 
@@ -242,10 +271,10 @@ class _Layer:
         try:
             _, out, _ = sym.infer_shape_partial(**shapes)
         except mx.base.MXNetError as err:
-            raise ValueError("%s: cannot infer the shape of input %d (%s)"
+            raise OnnxExportError("%s: cannot infer the shape of input %d (%s)"
                              % (self.name, k, _mx_message(err))) from None
         if not out or not out[0] or 0 in out[0]:
-            raise ValueError("%s: the shape of input %d is unknown; export models with packed "
+            raise OnnxExportError("%s: the shape of input %d is unknown; export models with packed "
                              "weights with static input shapes (dynamic=False)" % (self.name, k))
         return tuple(out[0])
 
@@ -276,7 +305,7 @@ def _quantize_act(layer, x, bits):
 def _check_bits(layer, key):
     bits = _int(layer.attrs, key, 1)
     if not 1 <= bits <= 32:
-        raise ValueError("%s: %s=%d is out of range [1, 32]" % (layer.name, key, bits))
+        raise OnnxExportError("%s: %s=%d is out of range [1, 32]" % (layer.name, key, bits))
     return bits
 
 
@@ -284,7 +313,7 @@ def _quant_attrs(layer):
     a = layer.attrs
     scaling = a.get("scaling_mode", "none")
     if scaling not in ("none", "forward"):
-        raise ValueError("%s: scaling_mode=%r cannot be exported" % (layer.name, scaling))
+        raise OnnxExportError("%s: scaling_mode=%r cannot be exported" % (layer.name, scaling))
     return (_check_bits(layer, "act_bit"), _check_bits(layer, "weight_bit"),
             scaling == "forward", _flag(a, "binarized_weights_only"), _flag(a, "no_bias"))
 
@@ -294,12 +323,12 @@ def _weights_and_scale(layer, packed, weight_bit, scaling, no_bias, unpack):
     w = layer.param(1)
     if packed:
         if w.dtype != np.int64:
-            raise ValueError("%s: binarized_weights_only=True but the weight is %s, not packed "
+            raise OnnxExportError("%s: binarized_weights_only=True but the weight is %s, not packed "
                              "int64 words" % (layer.name, w.dtype))
         try:
             wq = unpack(w)
         except ValueError as err:
-            raise ValueError("%s: cannot unpack the packed weights: %s" % (layer.name, err))
+            raise OnnxExportError("%s: cannot unpack the packed weights: %s" % (layer.name, err))
         alpha = layer.param(2 if no_bias else 3).astype(np.float32) if scaling else None
     else:
         wq = quantize_weights(w, weight_bit)
@@ -310,13 +339,12 @@ def _weights_and_scale(layer, packed, weight_bit, scaling, no_bias, unpack):
 # ------------------------------------------------------------------------------------------------
 # Translators
 # ------------------------------------------------------------------------------------------------
-@MXNetGraph.register("QConvolution", opset_version=OPSET)
 def convert_qconvolution(node, **kwargs):
     """QConvolution -> [quantizer] -> [Pad ±1] -> Conv -> [Mul alpha] -> [Add bias]."""
     layer = _Layer(node, kwargs)
     a = layer.attrs
     if a.get("layout", "NCHW") not in ("NCHW", "None"):
-        raise ValueError("%s: only layout NCHW can be exported" % layer.name)
+        raise OnnxExportError("%s: only layout NCHW can be exported" % layer.name)
     kernel = _tuple(a, "kernel", 2, 1)
     stride = _tuple(a, "stride", 2, 1)
     dilate = _tuple(a, "dilate", 2, 1)
@@ -325,7 +353,7 @@ def convert_qconvolution(node, **kwargs):
     num_filter = _int(a, "num_filter", 0)
     pad_value = _int(a, "pad_value", 0)
     if pad_value not in (0, 1, -1):
-        raise ValueError("%s: pad_value=%d cannot be exported" % (layer.name, pad_value))
+        raise OnnxExportError("%s: pad_value=%d cannot be exported" % (layer.name, pad_value))
     act_bit, weight_bit, scaling, packed, no_bias = _quant_attrs(layer)
 
     def unpack(words):
@@ -355,7 +383,6 @@ def convert_qconvolution(node, **kwargs):
     return layer.finish(y)
 
 
-@MXNetGraph.register("QFullyConnected", opset_version=OPSET)
 def convert_qfully_connected(node, **kwargs):
     """QFullyConnected -> [quantizer] -> Flatten + Gemm (or MatMul) -> [Mul alpha] -> [Add bias]."""
     layer = _Layer(node, kwargs)
@@ -384,13 +411,54 @@ def convert_qfully_connected(node, **kwargs):
     return layer.finish(y)
 
 
-@MXNetGraph.register("QActivation", opset_version=OPSET)
 def convert_qactivation(node, **kwargs):
     """QActivation -> its quantizer (Identity with backward_only=True or act_bit=32)."""
     layer = _Layer(node, kwargs)
     if _flag(layer.attrs, "backward_only"):
         return layer.finish(layer.inputs[0])
     return layer.finish(_quantize_act(layer, layer.inputs[0], _check_bits(layer, "act_bit")))
+
+
+def convert_softmax_output(node, **kwargs):
+    """SoftmaxOutput -> Softmax (its inference output); the label input is not used.
+
+    MXNet's softmax axis: 1 with ``multi_output``, the last with ``preserve_shape``, otherwise
+    the input flattened to (N, -1) (then reshaped back).
+    """
+    layer = _Layer(node, kwargs)
+    x = layer.inputs[0]
+    if _flag(layer.attrs, "preserve_shape"):
+        return layer.finish(layer.add("Softmax", [x], axis=-1))
+    if _flag(layer.attrs, "multi_output"):
+        if kwargs.get("opset_version", OPSET) < 13:  # Softmax(axis=1) flattens before opset 13
+            raise OnnxExportError("%s: SoftmaxOutput(multi_output=True) needs ONNX opset 13 or "
+                                  "later (a softmax over axis 1 only)" % layer.name)
+        return layer.finish(layer.add("Softmax", [x], axis=1))
+    shape = layer.add("Shape", [x])
+    flat = layer.add("Flatten", [x], axis=1)
+    return layer.finish(layer.add("Reshape", [layer.add("Softmax", [flat], axis=1), shape]))
+
+
+def convert_batchnorm(original, node, **kwargs):
+    """MXNet's BatchNorm translator, with gamma = 1 when ``fix_gamma`` (MXNet's default) is set.
+
+    MXNet ignores the stored gamma under ``fix_gamma=True``; the stored value is whatever the
+    initializer or a checkpoint left there (often not 1).
+    """
+    nodes = original(node, **kwargs)
+    layer = _Layer(node, kwargs)
+    if not _flag(layer.attrs, "fix_gamma", True):
+        return nodes
+    bn = next(n for n in nodes if n.op_type == "BatchNormalization")
+    gamma = layer.param(1)
+    bn.input[1] = layer.set_param(1, np.ones(gamma.shape, gamma.dtype), "gamma_fixed")
+    return nodes
+
+
+#: op name -> translator (BatchNorm's takes MXNet's own translator first).
+TRANSLATORS = {"QConvolution": convert_qconvolution, "QFullyConnected": convert_qfully_connected,
+               "QActivation": convert_qactivation, "SoftmaxOutput": convert_softmax_output,
+               "BatchNorm": convert_batchnorm}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -408,7 +476,7 @@ def _load_params(params):
         try:
             params = mx.nd.load(os.fspath(params))
         except mx.base.MXNetError as err:
-            raise ValueError("%s: not an MXNet .params file (%s)"
+            raise OnnxExportError("%s: not an MXNet .params file (%s)"
                              % (params, _mx_message(err))) from None
     if isinstance(params, (list, tuple)):
         merged = {}
@@ -433,7 +501,7 @@ def _load_symbol(sym):
         try:
             return mx.sym.load(os.fspath(sym))
         except (mx.base.MXNetError, ValueError) as err:  # ValueError: not UTF-8 / not JSON
-            raise ValueError("%s: not an MXNet symbol file (%s)"
+            raise OnnxExportError("%s: not an MXNet symbol file (%s)"
                              % (sym, _mx_message(err))) from None
     raise TypeError("sym must be a Symbol, a -symbol.json path or a HybridBlock, got %s"
                     % type(sym).__name__)
@@ -510,24 +578,23 @@ def export_model(sym, params, input_shape, onnx_path, *, input_type=np.float32,
     shapes = [tuple(input_shape)] if not isinstance(input_shape[0], (list, tuple)) \
         else [tuple(s) for s in input_shape]
     onnx_path = os.fspath(onnx_path)
-    directory = os.path.dirname(os.path.abspath(onnx_path))
-    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=directory)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         try:
             mx.onnx.export_model(sym, params, in_shapes=shapes,
                                  in_types=[input_type] * len(shapes), onnx_file_path=tmp,
                                  verbose=verbose)
         except (AttributeError, NotImplementedError) as err:
             # mx2onnx: "No conversion function registered for op type X yet." and friends
-            raise ValueError("cannot export this network to ONNX: %s" % err) from None
+            raise OnnxExportError("cannot export this network to ONNX: %s" % err) from None
         model = onnx.load(tmp)
         _tidy(model)
         if check:
             onnx.checker.check_model(model, full_check=True)
         onnx.save(model, tmp)
-        os.replace(tmp, onnx_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    try:
+        atomic_write([(onnx_path, write)])
+    except ConversionError as err:
+        raise OnnxExportError(str(err)) from None
     return onnx_path
