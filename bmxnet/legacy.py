@@ -42,15 +42,13 @@ import os
 import mxnet as mx
 import numpy as np
 
-import bmxnet  # noqa: F401  (registers QConvolution & co.)
 from .converter import packing
-from .converter.graph import (ConversionError, DTYPE_IDS, LOSS_OPS, flag, guess_data_shape,
-                              load_params_file, node_attrs, parse_int, parse_tuple,
-                              shape_consistent)
-from .converter.graph import _check_graph
+from .graph import (V1_HINT, ConversionError, DTYPE_IDS, Graph, LOSS_OPS, QLayer, flag,
+                    is_bmxnet_v1, loss_forward, node_attrs, parse_int, parse_json,
+                    read_params_file, resolve_data_shape, symbol_from_graph)
 
 __all__ = ["load", "read", "LegacyModel", "LegacyFormatError", "decode_conv_weights",
-           "decode_dense_weights", "word_bits_of", "STANDARD_OPS"]
+           "decode_dense_weights", "word_bits_of", "is_bmxnet_v1", "V1_HINT", "STANDARD_OPS"]
 
 
 class LegacyFormatError(ConversionError):
@@ -150,6 +148,8 @@ class LegacyModel:
     inference_symbol : the network with the loss layer replaced by its forward computation
         (SoftmaxOutput -> softmax), which is what :attr:`net` runs.
     data_names : list of str
+    data_shape : tuple
+        The input shape the model was checked with (given, or worked out from its weights).
     layers : list of dict
         One entry per binary layer: name, op, packed (bool), word_bits, K, weight_shape.
     net : gluon.SymbolBlock or None
@@ -162,6 +162,7 @@ class LegacyModel:
         self.data_names, self.layers = [], []
         self.net = None
         self.source = None
+        self.data_shape = None
 
     @property
     def word_bits(self):
@@ -218,7 +219,7 @@ def _float_version(sym, model):
         if node["op"] == "null" and node["name"] in packed:
             attrs.pop("__shape__", None)
             attrs["__dtype__"] = str(DTYPE_IDS[np.dtype(np.float32)])
-    return mx.sym.load_json(json.dumps(graph))
+    return symbol_from_graph(graph, "the float version of %s" % model.source, LegacyFormatError)
 
 
 _OUR_ATTRS = {"pad_value", "scaling_mode", "act_grad", "grad_cancel", "swish_beta"}
@@ -257,35 +258,41 @@ def read(symbol_path, params_path, *, data_shape=None):
     Parameters
     ----------
     data_shape : tuple, optional
-        Input shape (batch first) to check the whole graph with; guessed from the first
-        layer when omitted (the check is skipped when no shape fits a known pattern).
+        Input shape (batch first) to check the whole graph with; worked out from the first
+        layer when omitted. Every parameter, decoded packed weights included, must fit the
+        graph for it: a packed weight whose word count implies another input channel count
+        than the layer receives is refused.
 
     Raises
     ------
     LegacyFormatError (a ConversionError)
-        Unreadable file, wrong word count, a layer type or attribute that cannot be mapped;
-        the message names the layer.
+        Unreadable file, wrong word count, a layer type or attribute that cannot be mapped,
+        weights that do not fit the graph, or no input shape (pass ``data_shape``); the message
+        names the layer.
     """
     if not os.path.isfile(symbol_path):
         raise LegacyFormatError("symbol file %s not found (a BMXNet model is PREFIX-symbol.json "
                                 "+ PREFIX-EPOCH.params)" % symbol_path)
     try:
         with open(symbol_path, "rb") as f:
-            graph = json.loads(f.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise LegacyFormatError("%s is not valid json (%s); pass the BMXNet PREFIX-symbol.json"
-                                % (symbol_path, err))
-    _check_graph(graph, symbol_path)
-    loaded = load_params_file(params_path)
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise LegacyFormatError("%s is not utf-8 text; pass the BMXNet PREFIX-symbol.json"
+                                % symbol_path)
+    except OSError as err:
+        raise LegacyFormatError("cannot read %s: %s" % (symbol_path, err.strerror or err))
+    graph = Graph(parse_json(text, symbol_path, LegacyFormatError), symbol_path,
+                  LegacyFormatError)
+    if not is_bmxnet_v1(graph.data):
+        raise LegacyFormatError("%s is not a BMXNet v1 model (no Q-layer, or written by MXNet "
+                                ">= 1.0): load it after `import bmxnet` directly, or convert it "
+                                "without --from-bmxnet" % symbol_path)
+    loaded = read_params_file(params_path)
     args, aux = {}, {}
     for key, value in loaded.items():
         (aux if key.startswith("aux:") else args)[key.split(":", 1)[-1]] = value
 
-    nodes = graph["nodes"]
-    consumers = {}
-    for i, node in enumerate(nodes):
-        for pos, entry in enumerate(node.get("inputs", [])):
-            consumers.setdefault(entry[0], []).append((i, pos))
+    nodes, consumers = graph.nodes, graph.consumers
 
     model = LegacyModel()
     model.source = params_path
@@ -313,8 +320,8 @@ def read(symbol_path, params_path, *, data_shape=None):
                     data_names.append(name)
             continue
         if op in ("QConvolution", "QFullyConnected"):
-            outs = _map_q_layer(i, node, attrs, nodes, args, model, packed_args, float_args,
-                                [built, built_float, built_inf], entry_of)
+            outs = _map_q_layer(QLayer(graph, i), node, attrs, nodes, args, model, packed_args,
+                                float_args, [built, built_float, built_inf], entry_of)
             built[i], built_float[i], built_inf[i] = outs
             continue
         # Parameter variables of standard layers: plain float variables.
@@ -352,14 +359,14 @@ def read(symbol_path, params_path, *, data_shape=None):
             built[i] = make(built)
             built_float[i] = make(built_float)
             if op in LOSS_OPS:
-                built_inf[i] = _loss_forward(op, attrs, entry_of(built_inf, inputs[0]), name)
+                built_inf[i] = loss_forward(op, attrs, entry_of(built_inf, inputs[0]), name)
             else:
                 built_inf[i] = make(built_inf)
-        except (mx.base.MXNetError, TypeError, ValueError) as err:
+        except (mx.base.MXNetError, TypeError, ValueError, AttributeError) as err:
             raise LegacyFormatError("layer '%s' (%s) cannot be rebuilt with these attributes %s: "
                                     "%s" % (name, op, attrs, str(err).strip().splitlines()[-1]))
 
-    heads = graph["heads"]
+    heads = graph.data["heads"]
 
     def group(table):
         outs = [entry_of(table, h) for h in heads]
@@ -375,51 +382,20 @@ def read(symbol_path, params_path, *, data_shape=None):
         raise LegacyFormatError("%s holds parameter(s) %s that no layer of %s uses; the two files "
                                 "do not belong together" % (params_path, ", ".join(unused),
                                                             symbol_path))
-    _check_shapes(model, data_shape, graph)
+    _check_shapes(model, data_shape)
     return model
 
 
-def _loss_forward(op, attrs, x, name):
-    """The inference computation of an output layer (what its forward pass returns)."""
-    if op == "SoftmaxOutput":  # softmax(axis=...) gives SoftmaxOutput's forward bit for bit
-        if flag(attrs.get("multi_output")):
-            return mx.sym.softmax(x, axis=1, name=name)
-        if flag(attrs.get("preserve_shape")):
-            return mx.sym.softmax(x, axis=-1, name=name)
-        flat = mx.sym.softmax(mx.sym.Flatten(x, name=name + "_flatten"), axis=1,
-                              name=name + "_softmax")
-        return mx.sym.reshape_like(flat, x, name=name)
-    if op == "LogisticRegressionOutput":
-        return mx.sym.sigmoid(x, name=name)
-    return mx.sym.identity(x, name=name)
-
-
-def _map_q_layer(i, node, attrs, nodes, args, model, packed_args, float_args, tables, entry_of):
-    name, op = str(node["name"]), str(node["op"])
-    conv = op == "QConvolution"
+def _map_q_layer(layer, node, attrs, nodes, args, model, packed_args, float_args, tables,
+                 entry_of):
+    name, op, conv = layer.name, layer.op, layer.conv
     _attr_check(name, op, attrs, _Q_CONV_ATTRS if conv else _Q_FC_ATTRS)
     _one_bit(name, op, attrs)
     inputs = node.get("inputs", [])
-    try:
-        packed = flag(attrs.get("binarized_weights_only"))
-        no_bias_attr = attrs.get("no_bias")
-        if conv:
-            num_out = parse_int(attrs.get("num_filter"), None)
-            kernel = parse_tuple(attrs.get("kernel"), 2, None)
-            stride = parse_tuple(attrs.get("stride"), 2, 1)
-            pad = parse_tuple(attrs.get("pad"), 2, 0)
-            dilate = parse_tuple(attrs.get("dilate"), 2, 1)
-            groups = parse_int(attrs.get("num_group"), 1)
-        else:
-            num_out = parse_int(attrs.get("num_hidden"), None)
-            flatten = flag(attrs.get("flatten"), True)
-    except (TypeError, ValueError) as err:
-        raise LegacyFormatError("layer '%s' (%s) has an unreadable attribute: %s" % (name, op, err))
-    if num_out is None or (conv and None in kernel):
-        raise LegacyFormatError("layer '%s' (%s) lacks %s" % (name, op, "num_filter/kernel" if conv
-                                                               else "num_hidden"))
+    packed, no_bias_attr, num_out = layer.packed, attrs.get("no_bias"), layer.num_out
+    kernel, flatten = layer.kernel, layer.flatten
     has_bias = len(inputs) >= 3
-    if no_bias_attr is not None and flag(no_bias_attr) == has_bias:
+    if no_bias_attr is not None and layer.no_bias == has_bias:
         raise LegacyFormatError("layer '%s' (%s) says no_bias=%s but has %d inputs"
                                 % (name, op, no_bias_attr, len(inputs)))
     if len(inputs) not in (2, 3):
@@ -482,9 +458,9 @@ def _map_q_layer(i, node, attrs, nodes, args, model, packed_args, float_args, ta
         common = dict(no_bias=True, act_bit=1, weight_bit=1, binarized_weights_only=use_packed,
                       name=name)
         if conv:
-            y = mx.sym.QConvolution(data, weight, num_filter=num_out, kernel=kernel, stride=stride,
-                                    pad=pad, dilate=dilate, num_group=groups, pad_value=1,
-                                    **common)
+            y = mx.sym.QConvolution(data, weight, num_filter=num_out, kernel=kernel,
+                                    stride=layer.stride, pad=layer.pad, dilate=layer.dilate,
+                                    num_group=layer.num_group, pad_value=1, **common)
         else:
             y = mx.sym.QFullyConnected(data, weight, num_hidden=num_out, flatten=flatten,
                                        **common)
@@ -500,23 +476,13 @@ def _map_q_layer(i, node, attrs, nodes, args, model, packed_args, float_args, ta
     return outs
 
 
-def _check_shapes(model, data_shape, graph):
-    """Checks every parameter shape against the graph for one input shape (given or guessed)."""
-    if len(model.data_names) != 1:
-        return
-    sym, args, aux = model.float_symbol, model.float_arg_params, model.aux_params
-    shape = tuple(data_shape) if data_shape is not None else None
-    if shape is None:
-        fgraph = json.loads(sym.tojson())
-        shape = guess_data_shape(sym, fgraph, args, aux)
-        if shape is None:
-            return
-    known = {k: v.shape for k, v in args.items()}
-    known_aux = {k: v.shape for k, v in aux.items()}
-    if not shape_consistent(sym, {model.data_names[0]: shape}, known, known_aux):
-        raise LegacyFormatError("the parameters of %s do not fit its graph for input shape %s "
-                                "(a weight has the wrong size)" % (model.source, shape))
-    model.data_shape = shape
+def _check_shapes(model, data_shape):
+    """Checks every parameter shape (decoded packed weights included) against the graph for
+    one input shape, given or worked out from the first layer (else: ask for data_shape)."""
+    _, model.data_shape, _ = resolve_data_shape(
+        model.float_symbol, model.float_arg_params, model.aux_params, data_shape,
+        "%s (packed BMXNet weights are decoded to the input size their word count implies)"
+        % model.source, LegacyFormatError)
 
 
 def load(prefix, epoch, ctx=mx.cpu(), *, data_shape=None):

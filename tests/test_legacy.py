@@ -261,13 +261,18 @@ def test_32bit_model_computes_the_same(digits, ours):
 # model_converter --from-bmxnet
 # ------------------------------------------------------------------------------------------
 def _run_symbol(prefix, x):
+    """Runs migrated files with Module and with SymbolBlock.imports(json, ['data'], params), as
+    the README shows: the loss head was written as softmax, so there is no label input."""
     sym, args, aux = mx.model.load_checkpoint(prefix, 1)
-    mod = mx.mod.Module(sym, data_names=["data"], label_names=["softmax_label"])
-    mod.bind(data_shapes=[("data", x.shape)], label_shapes=[("softmax_label", (x.shape[0],))],
-             for_training=False)
+    assert sym.list_arguments()[0] == "data" and "softmax_label" not in sym.list_arguments()
+    mod = mx.mod.Module(sym, data_names=["data"], label_names=None)
+    mod.bind(data_shapes=[("data", x.shape)], for_training=False)
     mod.set_params(args, aux)
-    mod.forward(mx.io.DataBatch([mx.nd.array(x)], [mx.nd.zeros(x.shape[0])]), is_train=False)
-    return mod.get_outputs()[0].asnumpy(), args
+    mod.forward(mx.io.DataBatch([mx.nd.array(x)]), is_train=False)
+    got = mod.get_outputs()[0].asnumpy()
+    block = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0001.params")
+    np.testing.assert_array_equal(block(mx.nd.array(x)).asnumpy(), got)
+    return got, args
 
 
 def test_converted_legacy_files_give_the_same_predictions(digits, ours, tmp_path, capsys):

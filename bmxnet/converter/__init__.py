@@ -15,11 +15,9 @@ Example
 >>> report.ratio, report.files["params_out"], report.verify["max_abs_diff"]
 (32.0, '.../binarized_mnist-0001.params', 0.0)
 """
-import bmxnet  # noqa: F401  (registers the operators the converted graphs use)
-
 from .convert import (ConversionReport, LayerReport, channel_scale, convert_checkpoint,
                       convert_model, output_paths, verify_models)
-from .graph import AlreadyBinarizedError, ConversionError
+from ..graph import AlreadyBinarizedError, ConversionError
 from .packing import (pack_conv_weights, pack_dense_weights, pack_signs, unpack_conv_weights,
                       unpack_dense_weights, unpack_signs, words_for)
 

@@ -75,7 +75,7 @@ def main(argv=None):
                                             from_bmxnet=args.from_bmxnet,
                                             symbol_path=args.symbol, seed=args.seed)
     except Exception as err:  # one line, no traceback
-        from .graph import ConversionError
+        from ..graph import ConversionError
         if isinstance(err, ConversionError):
             print("error: %s" % err, file=sys.stderr)
         else:

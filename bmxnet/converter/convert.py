@@ -17,7 +17,6 @@ Two entry points:
 Parameters are matched to nodes through the graph, by the name of the variable node that feeds
 the operator's weight input, never by name patterns.
 """
-import json
 import os
 import re
 
@@ -25,14 +24,12 @@ import mxnet as mx
 import numpy as np
 
 from . import packing
-from .graph import (AlreadyBinarizedError, ConversionError, DTYPE_IDS, atomic_write,
-                    data_input_names, flag, guess_data_shape, load_params_file, load_symbol_file,
-                    node_attrs, parse_int, parse_tuple, shape_consistent, split_params)
+from ..graph import (AlreadyBinarizedError, ConversionError, DTYPE_IDS, Graph, Q_OPS, QLayer,
+                     atomic_write, check_runs, inference_symbol, load_params_file,
+                     load_symbol_file, resolve_data_shape, split_params)
 
 __all__ = ["convert_model", "convert_checkpoint", "verify_models", "channel_scale",
            "LayerReport", "ConversionReport", "output_paths", "Q_OPS"]
-
-Q_OPS = ("QConvolution", "QFullyConnected")
 
 # Operators whose inputs after the first are stored parameters (weights, biases, BN statistics).
 _PARAMETRIC_OPS = ("Convolution", "Deconvolution", "FullyConnected", "BatchNorm", "Embedding",
@@ -125,6 +122,12 @@ class ConversionReport:
         After verification: 'samples', 'data_shape', 'max_abs_diff' (over the model outputs),
         'argmax_equal' (bool) and 'layers' ({layer: max_abs_diff}).
     dry_run : bool
+    loss_heads : list of (name, op, label name)
+        Loss heads written as their forward computation (``SoftmaxOutput`` -> ``softmax``),
+        their label input dropped.
+    data_shape : tuple or None
+        After :func:`convert_checkpoint`: the input shape the converted model was checked to
+        run with (given with ``--data-shape`` or worked out from the weights).
     """
 
     def __init__(self, layers, params_before, params_after, source="model"):
@@ -135,6 +138,8 @@ class ConversionReport:
         self.files = {}
         self.verify = None
         self.dry_run = False
+        self.loss_heads = []
+        self.data_shape = None
 
     @property
     def packed_layers(self):
@@ -159,7 +164,8 @@ class ConversionReport:
                 "params_bytes_after": self.params_bytes_after,
                 "binary_bits_before": self.binary_bits_before,
                 "binary_bits_after": self.binary_bits_after, "ratio": self.ratio,
-                "files": dict(self.files), "verify": self.verify, "dry_run": self.dry_run}
+                "files": dict(self.files), "verify": self.verify, "dry_run": self.dry_run,
+                "loss_heads": [list(h) for h in self.loss_heads], "data_shape": self.data_shape}
 
     def format(self):
         """The human-readable table printed by ``model_converter``."""
@@ -194,6 +200,12 @@ class ConversionReport:
         lines.append("all parameters: %s -> %s (%.2fx)" % (
             _fmt_bytes(self.params_bytes_before), _fmt_bytes(self.params_bytes_after),
             self.params_bytes_before / max(self.params_bytes_after, 1)))
+        for name, op, label in self.loss_heads:
+            lines.append("loss head '%s' (%s) written as its inference output%s" % (
+                name, op, "; its label input '%s' is dropped" % label if label else ""))
+        if self.data_shape is not None:
+            lines.append("checked: the converted model runs for input shape %s"
+                         % (tuple(self.data_shape),))
         sizes = self.files.get("sizes", {})
         for key in ("params_in", "params_out", "symbol_out"):
             path = self.files.get(key)
@@ -222,36 +234,31 @@ def _to_nd(value):
     return mx.nd.array(arr, dtype=arr.dtype)
 
 
-def _layer_params(node, attrs):
-    """(num_out, kernel or None) of a Q node, with a ConversionError on unreadable attributes."""
-    try:
-        if node["op"] == "QConvolution":
-            return parse_int(attrs.get("num_filter"), None), parse_tuple(attrs.get("kernel"), 2, 1)
-        return parse_int(attrs.get("num_hidden"), None), None
-    except (TypeError, ValueError) as err:
-        raise ConversionError("layer '%s' (%s) has unreadable attributes: %s"
-                              % (node["name"], node["op"], err))
-
-
-def _check_weight(node, attrs, wname, w, source):
-    num_out, kernel = _layer_params(node, attrs)
-    name, op = node["name"], node["op"]
-    if op == "QConvolution":
-        want = "(%s, C/num_group, %d, %d)" % (num_out, kernel[0], kernel[1])
-        ok = w.ndim == 4 and w.shape[0] == num_out and tuple(w.shape[2:]) == kernel
+def _check_weight(layer, wname, w, source):
+    """The float weight of a 1-bit layer against the layer's attributes."""
+    if layer.conv:
+        want = "(%d, C/num_group, %d, %d)" % ((layer.num_out,) + layer.kernel)
+        ok = w.ndim == 4 and w.shape[0] == layer.num_out and tuple(w.shape[2:]) == layer.kernel
     else:
-        want = "(%s, in_units)" % num_out
-        ok = w.ndim == 2 and w.shape[0] == num_out
+        want = "(%d, in_units)" % layer.num_out
+        ok = w.ndim == 2 and w.shape[0] == layer.num_out
     if not ok:
         raise ConversionError(
             "shape mismatch in layer '%s' (%s): its attributes need weight '%s' of shape %s, "
             "but %s holds %s; the params file does not belong to this symbol — pass the matching "
-            "PREFIX-symbol.json / .params pair" % (name, op, wname, want, source,
+            "PREFIX-symbol.json / .params pair" % (layer.name, layer.op, wname, want, source,
                                                     tuple(w.shape)))
     if w.size == 0:
         raise ConversionError("weight '%s' of layer '%s' is empty (shape %s)"
-                              % (wname, name, tuple(w.shape)))
-    return num_out
+                              % (wname, layer.name, tuple(w.shape)))
+    key, size = layer.input_size(w.shape)
+    stated = getattr(layer, key)
+    if stated is not None and stated != size:
+        raise ConversionError(
+            "shape mismatch in layer '%s' (%s): it says %s=%d, but weight '%s' of shape %s is "
+            "for %s=%d; the params file does not belong to this symbol"
+            % (layer.name, layer.op, key, stated, wname, tuple(w.shape), key, size))
+    return key, size
 
 
 def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="the model"):
@@ -272,49 +279,41 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
     -------
     (sym, arg_params, aux_params, report)
         The converted symbol, new parameter dicts (unchanged arrays are shared, not copied) and
-        a :class:`ConversionReport`.
+        a :class:`ConversionReport`. Packed layers carry ``in_channels`` / ``in_units`` (the
+        input size the packed words were made for). A loss head (``SoftmaxOutput`` …) becomes
+        its forward computation (``softmax`` …) without the label input, since a packed model
+        is for inference: it loads with ``SymbolBlock.imports(json, ['data'], params)``;
+        ``report.loss_heads`` lists what was replaced.
 
     Raises
     ------
     ConversionError
-        A weight the graph needs is missing, a shape does not match the layer's attributes, a
-        weight is not a stored parameter, or the model is binarized already.
+        A weight the graph needs is missing or empty, a shape does not match the layer's
+        attributes, a weight is not a stored parameter, or the model is binarized already.
     """
     if not isinstance(sym, mx.sym.Symbol):
         raise ConversionError("convert_model needs an mx.sym.Symbol, got %s" % type(sym).__name__)
     arg_params = {k: _to_nd(v) for k, v in (arg_params or {}).items()}
     aux_params = {k: _to_nd(v) for k, v in (aux_params or {}).items()}
-    graph = json.loads(sym.tojson())
-    nodes = graph["nodes"]
+    for key, value in sorted(arg_params.items()) + sorted(aux_params.items()):
+        if value.size == 0:
+            raise ConversionError("parameter '%s' in %s is empty (shape %s); pass the .params "
+                                  "file saved with this symbol" % (key, source, value.shape))
+    graph = Graph.of_symbol(sym, source)
+    nodes = graph.nodes
     _check_required_params(nodes, arg_params, aux_params, source)
-
-    consumers = {}  # variable index -> [(node index, input position)]
-    for i, node in enumerate(nodes):
-        for pos, entry in enumerate(node["inputs"]):
-            consumers.setdefault(entry[0], []).append((i, pos))
     existing = {n["name"] for n in nodes} | set(arg_params) | set(aux_params)
 
     new_args = dict(arg_params)
-    layers, packed_vars, scale_nodes = [], {}, {}
-    for i, node in enumerate(nodes):
-        if node["op"] not in Q_OPS:
-            continue
-        name, op = node["name"], node["op"]
-        attrs = node_attrs(node)
-        try:
-            act_bit = parse_int(attrs.get("act_bit"), 1)
-            weight_bit = parse_int(attrs.get("weight_bit"), 1)
-            packed_already = flag(attrs.get("binarized_weights_only"))
-            no_bias = flag(attrs.get("no_bias"))
-        except ValueError as err:
-            raise ConversionError("layer '%s' (%s) has an unreadable attribute: %s"
-                                  % (name, op, err))
-        if len(node["inputs"]) < 2:
+    layers, packed_vars, scale_nodes, size_attrs = [], {}, {}, {}
+    for layer in graph.qlayers():
+        i, name, op, node = layer.index, layer.name, layer.op, nodes[layer.index]
+        if layer.weight_index is None:
             raise ConversionError("layer '%s' (%s) has no weight input" % (name, op))
-        windex = node["inputs"][1][0]
+        windex = layer.weight_index
         wnode = nodes[windex]
         wname = wnode["name"]
-        if packed_already:
+        if layer.packed:
             if not skip_binarized:
                 raise AlreadyBinarizedError(
                     "%s is already binarized: layer '%s' (%s) has binarized_weights_only=True "
@@ -324,10 +323,11 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
             layers.append(LayerReport(name, op, "already packed", wname,
                                       reason="already packed (binarized_weights_only=True)"))
             continue
-        if act_bit != 1 or weight_bit != 1:
+        if layer.act_bit != 1 or layer.weight_bit != 1:
             layers.append(LayerReport(name, op, "copied", wname, reason="k-bit layer (act_bit=%d, "
-                                      "weight_bit=%d): copied unchanged" % (act_bit, weight_bit),
-                                      act_bit=act_bit, weight_bit=weight_bit))
+                                      "weight_bit=%d): copied unchanged"
+                                      % (layer.act_bit, layer.weight_bit),
+                                      act_bit=layer.act_bit, weight_bit=layer.weight_bit))
             continue
         if wnode["op"] != "null":
             raise ConversionError("the weight of layer '%s' (%s) is computed by node '%s' (%s), "
@@ -344,8 +344,9 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
                 "binarized_weights_only; the file looks half-converted — convert the original "
                 "checkpoint" % (wname, name, np.dtype(warr.dtype).name))
         w = warr.asnumpy()
-        num_out = _check_weight(node, attrs, wname, w, source)
-        if not no_bias and len(node["inputs"]) > 2:
+        size_attrs[i] = _check_weight(layer, wname, w, source)
+        num_out = layer.num_out
+        if not layer.no_bias and len(node["inputs"]) > 2:
             bnode = nodes[node["inputs"][2][0]]
             bias = arg_params.get(bnode["name"])
             if bnode["op"] == "null" and bias is not None and tuple(bias.shape) != (num_out,):
@@ -353,18 +354,15 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
                                       "shape (%d,), %s holds %s" % (name, op, bnode["name"],
                                                                     num_out, source,
                                                                     tuple(bias.shape)))
-        users = consumers.get(windex, [])
-        for user, pos in users:
+        for user, pos in graph.consumers.get(windex, []):
             unode = nodes[user]
-            uattrs = node_attrs(unode)
-            same = unode["op"] == op and pos == 1 and \
-                parse_int(uattrs.get("act_bit"), 1) == 1 and \
-                parse_int(uattrs.get("weight_bit"), 1) == 1
+            same = unode["op"] == op and pos == 1 and QLayer(graph, user).act_bit == 1 and \
+                QLayer(graph, user).weight_bit == 1
             if not same:
                 raise ConversionError("weight '%s' of layer '%s' is also used by '%s' (%s), which "
                                       "needs it unpacked; such shared weights cannot be packed"
                                       % (wname, name, unode["name"], unode["op"]))
-        if op == "QConvolution":
+        if layer.conv:
             packed = packing.pack_conv_weights(w)
         else:
             packed = packing.pack_dense_weights(w)
@@ -375,7 +373,7 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
         if wname not in packed_vars:
             packed_vars[wname] = (windex, packed)
             new_args[wname] = mx.nd.array(packed, dtype=np.int64)
-        if attrs.get("scaling_mode", "none").strip() == "forward":
+        if layer.scaling_mode == "forward":
             sname = "%s_weight_scale" % name
             if sname in existing:
                 raise ConversionError("layer '%s' needs a new parameter '%s' for its weight scale, "
@@ -383,7 +381,7 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
                                       "the layer" % (name, sname))
             existing.add(sname)
             new_args[sname] = mx.nd.array(channel_scale(w), dtype=np.float32)
-            scale_nodes[i] = (sname, num_out, 3 if not no_bias else 2)
+            scale_nodes[i] = (sname, num_out, 3 if not layer.no_bias else 2)
             report.scale = sname
         layers.append(report)
 
@@ -392,33 +390,16 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
         wattrs = nodes[windex].setdefault("attrs", {})
         wattrs["__shape__"] = str(tuple(packed.shape))
         wattrs["__dtype__"] = str(DTYPE_IDS[np.dtype(np.int64)])
-    for node in nodes:
-        if node["op"] in Q_OPS and node["inputs"][1][0] in {v[0] for v in packed_vars.values()}:
-            node.setdefault("attrs", {})["binarized_weights_only"] = "True"
-            if "attr" in node:
-                node["attr"]["binarized_weights_only"] = "True"
-    graph = _insert_scale_inputs(graph, scale_nodes)
-    try:
-        new_sym = mx.sym.load_json(json.dumps(graph))
-    except mx.base.MXNetError as err:  # pragma: no cover - the graph was valid before
-        raise ConversionError("the converted graph is invalid: %s" % str(err).strip())
+    for i in size_attrs:
+        nodes[i].setdefault("attrs", {})["binarized_weights_only"] = "True"
+    new_graph = _insert_scale_inputs(graph.data, scale_nodes)
+    new_sym, loss_heads = inference_symbol(new_graph, source)
     new_args = {k: v for k, v in new_args.items() if k in set(new_sym.list_arguments())
                 or k in arg_params}
     report = ConversionReport(layers, dict(arg_params, **aux_params),
                               dict(new_args, **aux_params), source)
+    report.loss_heads = loss_heads
     return new_sym, new_args, dict(aux_params), report
-
-
-def _check_data_shape(model, data_shape, source):
-    sym, args, aux = model
-    free = [a for a in sym.list_arguments() if a not in args]
-    data, _ = data_input_names(json.loads(sym.tojson()), free)
-    if len(data) == 1 and not shape_consistent(
-            sym, {data[0]: tuple(data_shape)}, {k: v.shape for k, v in args.items()},
-            {k: v.shape for k, v in aux.items()}):
-        raise ConversionError("the parameters in %s do not fit the graph for input shape %s "
-                              "(a weight has the wrong shape, or the input shape is wrong)"
-                              % (source, tuple(data_shape)))
 
 
 def _describe_repacked(report, model):
@@ -498,7 +479,8 @@ def verify_models(sym_a, args_a, aux_a, sym_b, args_b, aux_b, *, samples=1, data
     layers : sequence of str
         Node names present in both graphs whose outputs are compared too.
     data_shape : tuple or None
-        Shape of the (single) data input, batch included; guessed from the weights when None.
+        Shape of the (single) data input, batch included; worked out from the weights when
+        None (:func:`bmxnet.graph.resolve_data_shape`).
 
     Returns
     -------
@@ -506,23 +488,10 @@ def verify_models(sym_a, args_a, aux_a, sym_b, args_b, aux_b, *, samples=1, data
     (argmax over axis 1 of the first output agrees everywhere) and 'layers'
     ({name: max_abs_diff}).
     """
-    graph = json.loads(sym_a.tojson())
-    free = [a for a in sym_a.list_arguments() if a not in args_a]
-    data, labels = data_input_names(graph, free)
-    if len(data) != 1:
-        raise ConversionError("verification needs a model with exactly one data input, this one "
-                              "has %s" % (data or "none"))
-    if data_shape is None:
-        data_shape = guess_data_shape(sym_a, graph, args_a, aux_a)
-        if data_shape is None:
-            raise ConversionError("cannot work out the input shape of '%s' for --verify; pass it "
-                                  "with --data-shape (e.g. --data-shape 1,3,224,224)" % data[0])
-    data_shape = tuple(int(d) for d in data_shape)
+    name, data_shape, labels = resolve_data_shape(sym_a, args_a, aux_a, data_shape,
+                                                  "the original model")
+    data = [name]
     known = {k: v.shape for k, v in args_a.items()}
-    known_aux = {k: v.shape for k, v in aux_a.items()}
-    if not shape_consistent(sym_a, {data[0]: data_shape}, known, known_aux):
-        raise ConversionError("input shape %s does not fit the model's weights; pass the right "
-                              "one with --data-shape" % (data_shape,))
     label_shapes = {}
     if labels:
         shapes, _, _ = sym_a.infer_shape_partial(**dict(known, **{data[0]: data_shape}))
@@ -546,7 +515,8 @@ def verify_models(sym_a, args_a, aux_a, sym_b, args_b, aux_b, *, samples=1, data
             ex_b = _bind(group(sym_b), args_b, aux_b, inputs)
         outs_a = ex_a.forward(is_train=False, **inputs)
         outs_a = [o.asnumpy() for o in outs_a]
-        outs_b = [o.asnumpy() for o in ex_b.forward(is_train=False, **inputs)]
+        inputs_b = {k: v for k, v in inputs.items() if k in ex_b.arg_dict}  # no label input
+        outs_b = [o.asnumpy() for o in ex_b.forward(is_train=False, **inputs_b)]
         for k, (a, b) in enumerate(zip(outs_a, outs_b)):
             diff = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
             if np.isnan(diff) or (np.isnan(a) != np.isnan(b)).any():
@@ -625,8 +595,10 @@ def convert_checkpoint(params_path, *, output_dir=None, dry_run=False, verify=0,
         anything is written; a difference in any output or packed layer raises
         ConversionError (and nothing is written).
     data_shape : tuple, optional
-        Input shape for ``verify`` (batch first); guessed from the first layer's weight when
-        omitted.
+        Input shape (batch first) that the converted model is checked to run with (and that
+        ``verify`` uses); worked out from the first layer's weight when omitted, and a
+        ConversionError asks for it when that fails. Nothing is written for a model that does
+        not run with it.
     from_bmxnet : bool
         The input is a BMXNet v1 model (see :mod:`bmxnet.legacy`).
     symbol_path : str, optional
@@ -666,13 +638,17 @@ def convert_checkpoint(params_path, *, output_dir=None, dry_run=False, verify=0,
                     "params_out": params_out,
                     "sizes": {p: os.path.getsize(p) for p in (symbol_in, params_path)}}
     report.dry_run = bool(dry_run)
-    if data_shape is not None and not verify:
-        _check_data_shape(ref, data_shape, params_path)
+    # Never write a model that does not run: one input shape (given, or worked out from the
+    # weights; else the user is asked for --data-shape) must fit the original's parameters,
+    # and the converted model must bind and run for it.
+    data_name, report.data_shape, _ = resolve_data_shape(
+        ref[0], ref[1], ref[2], model.data_shape if from_bmxnet else data_shape, params_path)
     if verify:
         names = [layer.name for layer in report.layers
                  if layer.action in ("packed", "repacked", "already packed")]
         result = verify_models(ref[0], ref[1], ref[2], new_sym, new_args, new_aux,
-                               samples=verify, data_shape=data_shape, layers=names, seed=seed)
+                               samples=verify, data_shape=report.data_shape, layers=names,
+                               seed=seed)
         report.verify = result
         for layer in report.layers:
             layer.max_abs_diff = result["layers"].get(layer.name)
@@ -682,6 +658,9 @@ def convert_checkpoint(params_path, *, output_dir=None, dry_run=False, verify=0,
                                   "original (max |difference| %g at the outputs, layers %s); "
                                   "nothing was written — please report this as a bug"
                                   % (result["max_abs_diff"], bad or "equal"))
+    else:
+        check_runs(new_sym, new_args, new_aux, data_name, report.data_shape,
+                   "the converted model of %s" % params_path)
     if dry_run:
         return report
     for path in (symbol_out, params_out):
