@@ -1,0 +1,323 @@
+#!/usr/bin/env python
+"""Fuzzing bmxnet's file readers with atheris (libFuzzer for Python).
+
+Commands (run from the repository root with the project's venv)::
+
+    python tests/fuzz/run.py campaign [--targets params,onnx] [--runs N] [--seed S] [--jobs J]
+                                      [--max-time SECONDS] [--out DIR]
+    python tests/fuzz/run.py fuzz TARGET [libFuzzer flags] [CORPUS_DIR ...]
+    python tests/fuzz/run.py replay TARGET FILE ...
+    python tests/fuzz/run.py seeds TARGET DIR
+
+``campaign`` is what ``make fuzz`` (1,000,000 runs per target) and ``tests/test_fuzz_short.py``
+(a few hundred, fixed seed) call: for each target it writes the seed corpus (made from small
+valid models, see ``seeds.py``), runs ``fuzz`` in a child process (``--jobs`` targets at a
+time, one per core), and after a finding restarts the child on the grown corpus until the
+target has done ``--runs`` executions or used its share of ``--max-time``. Findings are copied
+to ``OUT/findings/TARGET/`` (the input libFuzzer wrote, and the child's log). A Python
+exception that was already found once is not counted again in the same campaign (its
+signature, "ExceptionType in function", goes to ``OUT/known-TARGET.txt``, which the child
+reads); a crash of the process (signal) cannot be skipped that way and ends the target after
+``--max-restarts`` restarts. The last lines are one row per target::
+
+    FUZZ SUMMARY target=params executions=1000000 crashes=0 distinct=0 execs_per_s=812 ...
+
+``fuzz`` is the libFuzzer process itself (one target, in-process: a crash of the reader kills
+it, which is how libFuzzer sees crashes). ``replay`` runs files through a target and prints
+one line per file; it exits 1 when any input gives something other than the documented error
+(a crash kills it: run it in a subprocess). ``seeds`` writes a target's seed corpus.
+
+Flags worth knowing for ``fuzz``: ``-runs=N -seed=S -max_total_time=T -timeout=T
+-artifact_prefix=DIR/ -minimize_crash=1 -runs=10000 CRASH_FILE`` (shrinks a finding).
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+TARGET_NAMES = ["params", "symbol_json", "convert", "onnx"]
+SIGNATURE_TAG = "BMXNET-FUZZ-SIGNATURE:"
+
+
+def _import_readers(instrument):
+    """Imports the readers, with atheris's coverage instrumentation of bmxnet's own code."""
+    if instrument:
+        import atheris
+        with atheris.instrument_imports(include=["bmxnet"]):
+            import bmxnet  # noqa: F401
+            import bmxnet.converter  # noqa: F401
+            import bmxnet.legacy  # noqa: F401
+            import bmxnet.onnx  # noqa: F401
+    else:
+        import bmxnet  # noqa: F401
+        import bmxnet.converter  # noqa: F401
+        import bmxnet.legacy  # noqa: F401
+        import bmxnet.onnx  # noqa: F401
+
+
+def signature(err):
+    """'ExceptionType in function (file)' of the innermost bmxnet frame (or the innermost)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if os.sep + "bmxnet" + os.sep in f.filename
+            and os.sep + "tests" + os.sep not in f.filename]
+    frame = (ours or frames or [None])[-1]
+    where = "%s (%s)" % (frame.name, os.path.basename(frame.filename)) if frame else "?"
+    kind = type(err).__name__
+    if kind == "Finding":
+        kind += " '%s'" % " ".join(str(err).split()[:4])
+    return "%s in %s" % (kind, where)
+
+
+def _known(target):
+    path = os.environ.get("BMXNET_FUZZ_KNOWN")
+    if not path or not os.path.isfile(path):
+        return set()
+    with open(path) as f:
+        return {line.strip() for line in f if line.strip()}
+
+
+def cmd_fuzz(args):
+    import atheris
+    from targets import TARGETS
+    target = TARGETS[args.target]
+    _import_readers(instrument=True)
+    known = _known(args.target)
+    expected = target.expected
+
+    def test_one_input(data):
+        try:
+            target.run(bytes(data))
+        except expected:
+            pass
+        except Exception as err:  # a finding, unless this campaign has it already
+            sig = signature(err)
+            if sig in known:
+                return
+            sys.stderr.write("\n%s %s\n" % (SIGNATURE_TAG, sig))
+            sys.stderr.flush()
+            raise
+
+    flags = list(args.libfuzzer)
+    if not any(f.startswith("-max_len=") for f in flags):
+        flags.append("-max_len=%d" % target.max_len)
+    if not any(f.startswith("-timeout=") for f in flags):
+        flags.append("-timeout=%d" % target.timeout)
+    mutator = None if os.environ.get("BMXNET_FUZZ_BYTES_ONLY") else target.mutator
+    atheris.Setup([sys.argv[0]] + flags, test_one_input, custom_mutator=mutator)
+    atheris.Fuzz()
+
+
+def cmd_replay(args):
+    from targets import TARGETS
+    target = TARGETS[args.target]
+    _import_readers(instrument=False)
+    bad = 0
+    for path in args.files:
+        with open(path, "rb") as f:
+            data = f.read()
+        t0 = time.time()
+        try:
+            target.run(data)
+            outcome = "accepted"
+        except target.expected as err:
+            outcome = "refused (%s)" % type(err).__name__
+        except Exception as err:
+            bad += 1
+            outcome = "FINDING %s: %s" % (signature(err), " ".join(str(err).split())[:300])
+            traceback.print_exc()
+        print("%s: %s [%.2fs]" % (os.path.relpath(path), outcome, time.time() - t0), flush=True)
+    return 1 if bad else 0
+
+
+def cmd_seeds(args):
+    import seeds
+    n = seeds.write_seeds(args.target, args.dir)
+    print("%d seeds in %s" % (n, args.dir))
+
+
+# ----------------------------------------------------------------------------------- campaign
+_STAT = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
+_PROGRESS = re.compile(r"^#(\d+)\s", re.M)
+_ARTIFACT = re.compile(r"(?:Test unit written to|artifact_prefix.*?;\s*Test unit written to)"
+                       r"\s*(\S+)")
+
+
+def _executions(log):
+    stats = _STAT.findall(log)
+    if stats:
+        return int(stats[-1])
+    progress = _PROGRESS.findall(log)
+    return int(progress[-1]) if progress else 0
+
+
+def _kind(log, rc):
+    if "ERROR: libFuzzer: timeout" in log:
+        return "timeout (hang)"
+    if "out-of-memory" in log:
+        return "out-of-memory"
+    sig = [ln.split(SIGNATURE_TAG, 1)[1].strip() for ln in log.splitlines() if SIGNATURE_TAG in ln]
+    if sig:
+        return "python: " + sig[-1]
+    m = re.search(r"ERROR: libFuzzer: (deadly signal|[a-z -]+)", log)
+    if m:
+        return "crash: " + m.group(1)
+    return "exit code %d" % rc
+
+
+class TargetRun:
+    """The state of one target during a campaign."""
+
+    def __init__(self, name, out, runs, seed, time_share, max_restarts, extra):
+        self.name, self.runs, self.seed, self.extra = name, runs, seed, extra
+        self.time_share, self.max_restarts = time_share, max_restarts
+        self.corpus = os.path.join(out, "corpus", name)
+        self.findings = os.path.join(out, "findings", name)
+        self.known = os.path.join(out, "known-%s.txt" % name)
+        self.logdir = os.path.join(out, "logs")
+        self.executions = self.seconds = 0
+        self.crashes = []  # (kind, artifact path)
+        self.restarts = 0
+        self.proc = None
+        self.done = False
+        self.note = ""
+
+    def start(self):
+        os.makedirs(self.findings, exist_ok=True)
+        os.makedirs(self.logdir, exist_ok=True)
+        if not os.path.isdir(self.corpus) or not os.listdir(self.corpus):
+            import seeds
+            seeds.write_seeds(self.name, self.corpus)
+        remaining = self.runs - self.executions
+        budget = max(1, int(self.time_share - self.seconds))
+        self.log = os.path.join(self.logdir, "%s-%d.log" % (self.name, self.restarts))
+        cmd = [sys.executable, os.path.join(HERE, "run.py"), "fuzz", self.name,
+               "-runs=%d" % remaining, "-seed=%d" % (self.seed + self.restarts),
+               "-max_total_time=%d" % budget, "-print_final_stats=1",
+               "-artifact_prefix=%s/" % self.findings, "-print_pcs=0", "-reload=0"]
+        cmd += self.extra + [self.corpus]
+        env = dict(os.environ, BMXNET_FUZZ_KNOWN=self.known, PYTHONHASHSEED="0")
+        self.t0 = time.time()
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=env)
+
+    def poll(self):
+        """True when the child ended (and the target is either restarted or done)."""
+        rc = self.proc.poll()
+        if rc is None:
+            return False
+        self.logf.close()
+        self.seconds += time.time() - self.t0
+        with open(self.log, errors="replace") as f:
+            log = f.read()
+        self.executions += _executions(log)
+        if rc != 0:
+            kind = _kind(log, rc)
+            artifacts = [p for p in _ARTIFACT.findall(log) if os.path.exists(p)]
+            artifact = artifacts[-1] if artifacts else "-"
+            if artifact != "-":
+                shutil.copy(self.log, artifact + ".log")
+            self.crashes.append((kind, artifact))
+            if kind.startswith("python: "):
+                with open(self.known, "a") as f:
+                    f.write(kind[len("python: "):] + "\n")
+            self.restarts += 1
+            if self.restarts > self.max_restarts:
+                self.done, self.note = True, "stopped after %d restarts" % self.max_restarts
+                return True
+            if self.executions < self.runs and self.seconds < self.time_share - 5:
+                self.start()
+                return False
+        self.done = True
+        if self.executions < self.runs:
+            self.note = self.note or "time share used up (%ds)" % self.seconds
+        return True
+
+    def summary(self):
+        kinds = sorted({k for k, _ in self.crashes})
+        rate = self.executions / self.seconds if self.seconds else 0
+        return ("FUZZ SUMMARY target=%s executions=%d crashes=%d distinct=%d execs_per_s=%.0f "
+                "seconds=%.0f reached=%s%s" % (
+                    self.name, self.executions, len(self.crashes), len(kinds), rate,
+                    self.seconds, "yes" if self.executions >= self.runs else "no",
+                    (" note=%r" % self.note) if self.note else ""))
+
+
+def cmd_campaign(args):
+    names = args.targets.split(",") if args.targets else list(TARGET_NAMES)
+    for n in names:
+        if n not in TARGET_NAMES:
+            sys.exit("unknown target %r; targets: %s" % (n, ", ".join(TARGET_NAMES)))
+    out = args.out or tempfile.mkdtemp(prefix="bmxnet-fuzz-campaign-")
+    if args.fresh and os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+    # Each target gets the same share of the wall-clock budget, times the parallel jobs.
+    share = args.max_time * args.jobs / max(1, len(names)) if args.max_time else 10 ** 9
+    extra = ["-%s" % e.lstrip("-") for e in (args.libfuzzer or [])]
+    pending = [TargetRun(n, out, args.runs, args.seed, share, args.max_restarts, extra)
+               for n in names]
+    running, finished = [], []
+    print("fuzz campaign: targets %s, %d runs each, seed %d, %d at a time, out %s"
+          % (",".join(names), args.runs, args.seed, args.jobs, out), flush=True)
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            t = pending.pop(0)
+            t.start()
+            running.append(t)
+        time.sleep(0.2)
+        for t in list(running):
+            if t.poll():
+                running.remove(t)
+                finished.append(t)
+                print("  %s done: %d executions in %.0fs, %d crash(es)"
+                      % (t.name, t.executions, t.seconds, len(t.crashes)), flush=True)
+    print()
+    for t in finished:
+        for kind, artifact in t.crashes:
+            print("FUZZ FINDING target=%s kind=%r input=%s" % (t.name, kind, artifact))
+    for t in sorted(finished, key=lambda t: names.index(t.name)):
+        print(t.summary())
+    ok = all(not t.crashes and t.executions >= args.runs for t in finished)
+    print("FUZZ RESULT %s (logs and findings in %s)" % ("PASS" if ok else "FAIL", out))
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("fuzz")
+    p.add_argument("target", choices=TARGET_NAMES)
+    p.add_argument("libfuzzer", nargs=argparse.REMAINDER)
+    p = sub.add_parser("replay")
+    p.add_argument("target", choices=TARGET_NAMES)
+    p.add_argument("files", nargs="+")
+    p = sub.add_parser("seeds")
+    p.add_argument("target", choices=TARGET_NAMES)
+    p.add_argument("dir")
+    p = sub.add_parser("campaign")
+    p.add_argument("--targets", default="")
+    p.add_argument("--runs", type=int, default=1000000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--max-time", type=int, default=0, help="wall-clock budget in seconds")
+    p.add_argument("--max-restarts", type=int, default=20)
+    p.add_argument("--out", default="")
+    p.add_argument("--fresh", action="store_true", help="delete OUT first")
+    p.add_argument("--libfuzzer", action="append", help="extra libFuzzer flag, e.g. timeout=5")
+    args = parser.parse_args(argv)
+    return {"fuzz": cmd_fuzz, "replay": cmd_replay, "seeds": cmd_seeds,
+            "campaign": cmd_campaign}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)
