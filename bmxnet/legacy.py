@@ -222,7 +222,8 @@ def _float_version(sym, model):
     return symbol_from_graph(graph, "the float version of %s" % model.source, LegacyFormatError)
 
 
-_OUR_ATTRS = {"pad_value", "scaling_mode", "act_grad", "grad_cancel", "swish_beta"}
+_OUR_ATTRS = {"pad_value", "scaling_mode", "act_grad", "grad_cancel", "swish_beta", "in_channels",
+              "in_units"}
 
 
 def _attr_check(layer, op, attrs, allowed):
@@ -457,6 +458,9 @@ def _map_q_layer(layer, node, attrs, nodes, args, model, packed_args, float_args
         data = entry_of(table, inputs[0])
         common = dict(no_bias=True, act_bit=1, weight_bit=1, binarized_weights_only=use_packed,
                       name=name)
+        if use_packed:  # the input size the words were made for (QLayer.input_size)
+            key, size = layer.input_size(signs.shape)
+            common[key] = size
         if conv:
             y = mx.sym.QConvolution(data, weight, num_filter=num_out, kernel=kernel,
                                     stride=layer.stride, pad=layer.pad, dilate=layer.dilate,

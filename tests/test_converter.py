@@ -98,7 +98,7 @@ def test_packed_weights_drive_the_operators_bit_exactly(rng, channels):
     got = mx.nd.QConvolution(mx.nd.array(x), mx.nd.array(converter.pack_conv_weights(w),
                                                          dtype=np.int64),
                              mx.nd.array(converter.channel_scale(w)),
-                             binarized_weights_only=True, **kw).asnumpy()
+                             binarized_weights_only=True, in_channels=channels, **kw).asnumpy()
     np.testing.assert_array_equal(got, want)
     wd = rng.randn(7, channels * 3).astype(np.float32)
     xd = rng.randn(3, channels * 3).astype(np.float32)
@@ -106,7 +106,8 @@ def test_packed_weights_drive_the_operators_bit_exactly(rng, channels):
                                  no_bias=True).asnumpy()
     got = mx.nd.QFullyConnected(mx.nd.array(xd), mx.nd.array(converter.pack_dense_weights(wd),
                                                              dtype=np.int64),
-                                num_hidden=7, no_bias=True, binarized_weights_only=True)
+                                num_hidden=7, no_bias=True, binarized_weights_only=True,
+                                in_units=channels * 3)
     np.testing.assert_array_equal(got.asnumpy(), want)
 
 

@@ -390,8 +390,8 @@ def convert_model(sym, arg_params, aux_params, *, skip_binarized=False, source="
         wattrs = nodes[windex].setdefault("attrs", {})
         wattrs["__shape__"] = str(tuple(packed.shape))
         wattrs["__dtype__"] = str(DTYPE_IDS[np.dtype(np.int64)])
-    for i in size_attrs:
-        nodes[i].setdefault("attrs", {})["binarized_weights_only"] = "True"
+    for i, (key, size) in size_attrs.items():  # in_channels / in_units: see QLayer.input_size
+        nodes[i].setdefault("attrs", {}).update({"binarized_weights_only": "True", key: str(size)})
     new_graph = _insert_scale_inputs(graph.data, scale_nodes)
     new_sym, loss_heads = inference_symbol(new_graph, source)
     new_args = {k: v for k, v in new_args.items() if k in set(new_sym.list_arguments())
