@@ -1,6 +1,9 @@
-"""Builds bmxnet: the C++ operator library (operators/, via CMake) against the installed mxnet.
+"""Builds bmxnet's C++ operator library (operators/, via CMake) into bmxnet/lib/libbmxnet_ops.so.
 
-    pip install --no-build-isolation -e .      # mxnet must already be installed (make does this)
+Metadata and build requirements live in pyproject.toml; this file only adds the CMake step.
+
+    pip install .                                # isolated build: pip installs mxnet, cmake ... first
+    pip install --no-build-isolation -e .       # development (make build): mxnet already installed
 """
 import os
 import subprocess
@@ -28,15 +31,23 @@ class CMakeBuild(build_ext):
         try:
             import mxnet
         except ImportError:
-            sys.exit("bmxnet builds against the installed mxnet wheel: "
-                     "pip install 'mxnet==1.9.1' first, then pip install --no-build-isolation .")
+            sys.exit("bmxnet builds against the mxnet wheel, which is not importable here: "
+                     "use `pip install .` (pyproject.toml installs it for the build), or "
+                     "pip install 'mxnet==1.9.1' first when building with --no-build-isolation")
         mxnet_root = os.path.dirname(os.path.abspath(mxnet.__file__))
         out_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
-        # An editable install copies the library into the source tree's bmxnet/lib/, which a
-        # fresh clone lacks (it holds only build outputs).
-        for folder in (out_dir, os.path.join(ROOT, "bmxnet", "lib")):
-            os.makedirs(folder, exist_ok=True)
-        build_dir = os.path.join(ROOT, "build", "ops")
+        os.makedirs(out_dir, exist_ok=True)
+        if self.editable_mode:
+            # The editable install copies the library into the source tree's bmxnet/lib/, which a
+            # fresh clone lacks (it holds only build outputs). Its CMake tree stays in build/ops
+            # across rebuilds.
+            os.makedirs(os.path.join(ROOT, "bmxnet", "lib"), exist_ok=True)
+            build_dir = os.path.join(ROOT, "build", "ops")
+        else:
+            # Wheels (pip install . / pip wheel .) configure against another mxnet (the isolated
+            # build environment's): their own CMake tree, so the editable one is never
+            # reconfigured or raced.
+            build_dir = os.path.join(os.path.abspath(self.build_temp), "ops")
         os.makedirs(build_dir, exist_ok=True)
         subprocess.check_call(["cmake", "-S", ext.source_dir, "-B", build_dir,
                                "-DCMAKE_BUILD_TYPE=Release",
@@ -45,17 +56,7 @@ class CMakeBuild(build_ext):
 
 
 setup(
-    name="bmxnet",
-    version="0.1.0",
-    description="Binary and low-bit neural networks for Apache MXNet 1.9 (plugin operators)",
     packages=find_packages(include=["bmxnet", "bmxnet.*"]),
     ext_modules=[CMakeExtension("bmxnet.lib.libbmxnet_ops", os.path.join(ROOT, "operators"))],
     cmdclass={"build_ext": CMakeBuild},
-    python_requires=">=3.8",
-    install_requires=["mxnet==1.9.1", "numpy>=1.22,<1.24"],
-    entry_points={"console_scripts": [
-        "model_converter = bmxnet.converter.cli:main",
-        "bmxnet = bmxnet.cli:main",
-    ]},
-    zip_safe=False,
 )
