@@ -58,9 +58,26 @@ int64_t AttrReader::integer(const std::string& key, int64_t def) const {
   return v;
 }
 
-int64_t AttrReader::required_integer(const std::string& key) const {
+namespace {
+
+// "must be between 1 and 2147483647 (...)" for lo = 1.
+std::string size_range(int64_t lo) {
+  return "must be between " + std::to_string(lo) + " and " + std::to_string(kMaxElements) +
+         " (2^31 - 1, the largest tensor dimension)";
+}
+
+}  // namespace
+
+int64_t AttrReader::size(const std::string& key, int64_t def, int64_t lo) const {
+  if (!has(key)) return def;
+  const int64_t v = integer(key, def);
+  if (v < lo || v > kMaxElements) bad(key, size_range(lo));
+  return v;
+}
+
+int64_t AttrReader::required_size(const std::string& key, int64_t lo) const {
   if (!has(key)) bad(key, "is required");
-  return integer(key, 0);
+  return size(key, 0, lo);
 }
 
 double AttrReader::real(const std::string& key, double def) const {
@@ -85,7 +102,8 @@ bool AttrReader::boolean(const std::string& key, bool def) const {
   bad(key, "expected True or False");
 }
 
-std::vector<int64_t> AttrReader::tuple(const std::string& key, size_t n, int64_t def) const {
+std::vector<int64_t> AttrReader::tuple(const std::string& key, size_t n, int64_t def,
+                                       int64_t lo) const {
   if (!has(key)) return std::vector<int64_t>(n, def);
   std::string t = trim(attrs_.at(key));
   if (!t.empty() && (t.front() == '(' || t.front() == '[')) {
@@ -100,6 +118,7 @@ std::vector<int64_t> AttrReader::tuple(const std::string& key, size_t n, int64_t
     if (trim(item).empty()) continue;  // "(3,)"
     int64_t x;
     if (!parse_int(item, &x)) bad(key, "expected integers like (3, 3)");
+    if (x < lo || x > kMaxElements) bad(key, "each value " + size_range(lo));
     v.push_back(x);
   }
   if (v.size() == 1 && n > 1) v.assign(n, v[0]);
@@ -111,9 +130,10 @@ std::vector<int64_t> AttrReader::tuple(const std::string& key, size_t n, int64_t
   return v;
 }
 
-std::vector<int64_t> AttrReader::required_tuple(const std::string& key, size_t n) const {
+std::vector<int64_t> AttrReader::required_tuple(const std::string& key, size_t n,
+                                                int64_t lo) const {
   if (!has(key)) bad(key, "is required");
-  return tuple(key, n, 0);
+  return tuple(key, n, 0, lo);
 }
 
 void AttrReader::reject_unknown(const std::set<std::string>& allowed) const {
@@ -188,16 +208,70 @@ QuantParams QuantParams::parse(const AttrReader& r, bool with_weights) {
   return p;
 }
 
-std::string shape_str(const std::vector<unsigned>& s) {
+namespace {
+
+template <typename T, typename Print>
+std::string format_shape(const std::vector<T>& s, Print print) {
   std::ostringstream o;
   o << "(";
   for (size_t i = 0; i < s.size(); ++i) {
     if (i) o << ", ";
-    if (dim_unknown(s[i])) o << "?"; else o << s[i];
+    print(o, s[i]);
   }
   if (s.size() == 1) o << ",";
   o << ")";
   return o.str();
+}
+
+}  // namespace
+
+std::string shape_str(const std::vector<unsigned>& s) {
+  return format_shape(s, [](std::ostream& o, unsigned d) {
+    if (d == kUnknownDim) o << "?"; else o << d;
+  });
+}
+
+std::string shape_str(const Shape& s) {
+  return format_shape(s, [](std::ostream& o, int64_t d) { o << d; });
+}
+
+Shape known_shape(const std::vector<unsigned>& s, const char* what) {
+  if (s.empty() || std::any_of(s.begin(), s.end(), [](unsigned d) { return d == kUnknownDim; })) {
+    throw OpError(std::string(what) + " has the shape " + (s.empty() ? "?" : shape_str(s)) +
+                  ", which is not fully known; give every dimension of the " + what +
+                  " (under MXNet's legacy shapes a 0 also reads as unknown, so a zero-size batch "
+                  "needs mx.util.set_np_shape(True))");
+  }
+  return Shape(s.begin(), s.end());
+}
+
+std::vector<unsigned> to_infer(const Shape& s) {
+  std::vector<unsigned> out;
+  for (int64_t d : s) {
+    if (d < 0 || d > kMaxElements) throw OpError("internal: dimension out of range in " +
+                                                 shape_str(s));
+    out.push_back(static_cast<unsigned>(d));
+  }
+  return out;
+}
+
+int64_t elements(const Shape& s, const std::string& what) {
+  const auto too_large = [&] {
+    throw OpError(what + " " + shape_str(s) + " is too large: more than " +
+                  std::to_string(kMaxElements) + " (2^31 - 1) elements, the most one MXNet "
+                  "tensor holds; use a smaller batch or smaller sizes");
+  };
+  for (int64_t d : s) {
+    if (d < 0) throw OpError(what + " has a negative dimension: " + shape_str(s));
+    if (d > kMaxElements) too_large();
+  }
+  if (std::find(s.begin(), s.end(), 0) != s.end()) return 0;
+  int64_t n = 1;
+  for (int64_t d : s) {
+    n *= d;  // both factors <= 2^31 - 1: no overflow
+    if (n > kMaxElements) too_large();
+  }
+  return n;
 }
 
 void infer_weighted_types(bool packed_weights, std::vector<int>* in, std::vector<int>* out) {
@@ -218,17 +292,46 @@ void infer_weighted_types(bool packed_weights, std::vector<int>* in, std::vector
   out->at(0) = mxnet::ext::kFloat32;
 }
 
-void expect_shape(std::vector<std::vector<unsigned>>* in, size_t idx,
-                  const std::vector<unsigned>& want, const char* name,
-                  const std::vector<unsigned>& data) {
+namespace {
+
+[[noreturn]] void wrong_shape(const char* name, const std::string& have, const Shape& want,
+                              const Shape& data) {
+  throw OpError(std::string(name) + " has shape " + have + " but " + shape_str(want) +
+                " is needed for data " + shape_str(data) + " with these parameters");
+}
+
+}  // namespace
+
+void expect_shape(std::vector<std::vector<unsigned>>* in, size_t idx, const Shape& want,
+                  const char* name, const Shape& data) {
   auto& have = in->at(idx);
-  const bool known = !have.empty() && std::none_of(have.begin(), have.end(), dim_unknown);
-  if (known && have != want) {
-    throw OpError(std::string(name) + " has shape " + shape_str(have) + " but " +
-                  shape_str(want) + " is needed for data " + shape_str(data) +
-                  " with these parameters");
+  if (!have.empty()) {  // empty: ndim unknown
+    bool differs = have.size() != want.size();
+    for (size_t i = 0; !differs && i < have.size(); ++i) {
+      differs = !dim_unknown(have[i]) && static_cast<int64_t>(have[i]) != want[i];
+    }
+    if (differs) wrong_shape(name, shape_str(have), want, data);
   }
-  have = want;
+  have = to_infer(want);
+}
+
+void expect_tensor(const MXTensor& t, const Shape& want, const char* name, const Shape& data) {
+  if (t.shape != want) wrong_shape(name, shape_str(t.shape), want, data);
+}
+
+void check_packed_tail(const uint64_t* packed, int64_t runs, int64_t words, int64_t bits,
+                       const std::string& inputs) {
+  const int64_t used = bits % 64;
+  if (used == 0) return;  // the last word is full
+  const uint64_t tail = ~((uint64_t{1} << used) - 1);
+  for (int64_t r = 0; r < runs; ++r) {
+    if (packed[(r + 1) * words - 1] & tail) {
+      throw OpError("the packed weights were made for a layer with more inputs: bits past the " +
+                    std::to_string(bits) + " " + inputs + " are set in run " +
+                    std::to_string(r) + "; the data, in_channels / in_units and num_group must "
+                    "be those of the converted layer (re-convert the model with model_converter)");
+    }
+  }
 }
 
 const float* WeightCache::channel_scale(bool scaling, MXTensor& w, int64_t channels) {
@@ -240,13 +343,21 @@ const float* WeightCache::channel_scale(bool scaling, MXTensor& w, int64_t chann
 
 Scratch::Scratch(const OpResource& res, const std::vector<int64_t>& sizes) {
   constexpr int64_t kAlign = 16;  // floats: 64-byte aligned parts
+  // alloc_cpu takes the byte count as an int; the bound leaves room for the rounding of each
+  // part and the alignment of the start, so the sum below never passes it (nor overflows).
+  constexpr int64_t kMaxFloats = 0x7fffffff / static_cast<int64_t>(sizeof(float)) - 2 * kAlign;
   int64_t total = 0;
-  for (int64_t n : sizes) total += (n + kAlign - 1) / kAlign * kAlign;
-  const int64_t bytes = (total + kAlign) * static_cast<int64_t>(sizeof(float));
-  if (bytes > 0x7fffffff) {
-    throw OpError("needs " + std::to_string(bytes >> 20) + " MiB of scratch memory, more than "
-                  "MXNet's allocator gives one operator; use a smaller batch");
+  for (int64_t n : sizes) {
+    if (n < 0 || n > kMaxFloats - total) {
+      double want = 0;
+      for (int64_t m : sizes) want += static_cast<double>(m) * sizeof(float);
+      throw OpError("needs " + std::to_string(static_cast<int64_t>(want / (1 << 20))) +
+                    " MiB of scratch memory, more than MXNet's allocator gives one operator "
+                    "(2 GiB); use a smaller batch or smaller layers");
+    }
+    total += (n + kAlign - 1) / kAlign * kAlign;
   }
+  const int64_t bytes = (total + kAlign) * static_cast<int64_t>(sizeof(float));
   void* raw = res.alloc_cpu(static_cast<int>(bytes));
   if (!raw) throw OpError("out of memory for " + std::to_string(bytes >> 20) + " MiB of scratch");
   const uintptr_t base = (reinterpret_cast<uintptr_t>(raw) + 63) & ~uintptr_t{63};

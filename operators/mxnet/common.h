@@ -22,6 +22,14 @@ using mxnet::ext::OpResource;
 using mxnet::ext::MX_FAIL;
 using mxnet::ext::MX_SUCCESS;
 
+// The largest element count (and so the largest dimension) of one tensor: the mxnet wheel is
+// built without USE_INT64_TENSOR_SIZE, and lib_api hands dimensions over as 32-bit unsigned
+// integers. Every size attribute and every tensor the operators make stays within it.
+constexpr int64_t kMaxElements = 2147483647;  // 2^31 - 1
+
+// A concrete shape (forward and backward get int64 dimensions from MXNet).
+using Shape = std::vector<int64_t>;
+
 // Errors inside the glue are thrown as this and turned into MX_ERROR_MSG + MX_FAIL at the
 // boundary (guard()), so no C++ exception ever crosses into MXNet.
 struct OpError : std::runtime_error {
@@ -52,12 +60,15 @@ class AttrReader {
   }
   std::string str(const std::string& key, const std::string& def) const;
   int64_t integer(const std::string& key, int64_t def) const;
-  int64_t required_integer(const std::string& key) const;
+  // A size (a dimension, a count, a stride, a padding): an integer in [lo, kMaxElements], or
+  // `def` when the attribute is not given.
+  int64_t size(const std::string& key, int64_t def, int64_t lo) const;
+  int64_t required_size(const std::string& key, int64_t lo) const;
   double real(const std::string& key, double def) const;
   bool boolean(const std::string& key, bool def) const;
-  // A tuple of `n` integers; a single integer is broadcast ("3" -> (3, 3)).
-  std::vector<int64_t> tuple(const std::string& key, size_t n, int64_t def) const;
-  std::vector<int64_t> required_tuple(const std::string& key, size_t n) const;
+  // A tuple of `n` sizes in [lo, kMaxElements]; a single integer is broadcast ("3" -> (3, 3)).
+  std::vector<int64_t> tuple(const std::string& key, size_t n, int64_t def, int64_t lo) const;
+  std::vector<int64_t> required_tuple(const std::string& key, size_t n, int64_t lo) const;
   // Fails on any attribute that is not in `allowed` and is not hidden (leading "__").
   void reject_unknown(const std::set<std::string>& allowed) const;
 
@@ -94,19 +105,52 @@ struct WeightedInputs {
   int scale() const { return scale_input ? (no_bias ? 2 : 3) : -1; }
 };
 
-// True when a dimension coming from shape inference is still unknown (0 or -1 as unsigned).
-inline bool dim_unknown(unsigned d) { return d == 0 || d == 0xFFFFFFFFu; }
+// Shapes in shape inference and in forward
+// ------------------------------------------
+// Shape inference gets dimensions as unsigned: an unknown dimension (-1 inside MXNet) arrives as
+// 0xFFFFFFFF, an unknown ndim as an empty shape. Under MXNet's legacy shape semantics a 0 may
+// also mean "unknown", so parameter shapes with a 0 are filled in (expect_shape) rather than
+// compared. Data shapes are taken as they come (known_shape): a 0 there is kept as a zero size,
+// which the layers' checks then accept only where a zero-size tensor is meaningful (the batch).
+// Forward and backward see the real arrays: there every shape is compared exactly, zeros
+// included (expect_tensor), before any kernel runs.
 
-std::string shape_str(const std::vector<unsigned>& s);
+// An unknown dimension in shape inference (-1 inside MXNet).
+constexpr unsigned kUnknownDim = 0xFFFFFFFFu;
+// True when a parameter dimension from shape inference is still to be filled in (-1, or 0 in
+// MXNet's legacy shape semantics).
+inline bool dim_unknown(unsigned d) { return d == 0 || d == kUnknownDim; }
+
+std::string shape_str(const std::vector<unsigned>& s);  // unknown dimensions print as "?"
+std::string shape_str(const Shape& s);
+
+// The data shape `s` from shape inference as a Shape; fails, naming `what`, when its ndim or a
+// dimension is unknown.
+Shape known_shape(const std::vector<unsigned>& s, const char* what);
+// A shape for MXNet's shape inference (every dimension must be <= kMaxElements).
+std::vector<unsigned> to_infer(const Shape& s);
+
+// Number of elements of a tensor of shape `s`; fails with "<what> ... too large" when it passes
+// kMaxElements (never overflows, whatever the dimensions).
+int64_t elements(const Shape& s, const std::string& what);
 
 // Type inference of every weighted Q-op: float32 data, weight float32 (or int64 packed words with
 // binarized_weights_only), float32 bias/scale and output. Fails on a mismatch with the fix.
 void infer_weighted_types(bool packed_weights, std::vector<int>* in, std::vector<int>* out);
 
-// Shape inference helper: sets input `idx` to `want`, or fails if it is already known and differs.
-void expect_shape(std::vector<std::vector<unsigned>>* in, size_t idx,
-                  const std::vector<unsigned>& want, const char* name,
-                  const std::vector<unsigned>& data);
+// Shape inference helper: sets input `idx` to `want`, or fails if it has another ndim or a
+// known dimension that differs.
+void expect_shape(std::vector<std::vector<unsigned>>* in, size_t idx, const Shape& want,
+                  const char* name, const Shape& data);
+// Forward / backward helper: fails unless tensor `t` has exactly the shape `want`.
+void expect_tensor(const MXTensor& t, const Shape& want, const char* name, const Shape& data);
+
+// Packed weights hold `runs` runs of `words` words with `bits` inputs each, the unused high bits
+// of each run's last word 0 (bmx_kernels.h). Fails when one of those bits is set: the words were
+// packed for a layer with more inputs (per group), which the packed shape alone cannot show,
+// since ceil(n / 64) words hold 33..64 inputs alike. `inputs` names the count, e.g. "in_units".
+void check_packed_tail(const uint64_t* packed, int64_t runs, int64_t words, int64_t bits,
+                       const std::string& inputs);
 
 // State shared by QConvolution and QFullyConnected: the XNOR-Net scale of the latent weights
 // and the packed copy of 1-bit latent weights, rebuilt only when the array or its version

@@ -50,8 +50,11 @@ MXReturnValue infer_type(const Attrs&, std::vector<int>* in, std::vector<int>* o
 MXReturnValue infer_shape(const Attrs&, std::vector<std::vector<unsigned>>* in,
                           std::vector<std::vector<unsigned>>* out) {
   return guard(kOp, [&] {
-    if (in->at(0).empty()) throw OpError("data shape is unknown; give the input a shape");
-    out->at(0) = in->at(0);
+    // An unknown dimension cannot be passed on: MXNet would read 0xFFFFFFFF in the output shape
+    // as a real size.
+    const Shape x = known_shape(in->at(0), "data");
+    elements(x, "data");
+    out->at(0) = to_infer(x);
   });
 }
 
@@ -60,6 +63,7 @@ MXReturnValue forward(const Attrs& attrs, std::vector<MXTensor>* inputs,
   return guard(kOp, [&] {
     const ActParams p = ActParams::parse(attrs);
     MXTensor& x = inputs->at(0);
+    expect_tensor(outputs->at(0), x.shape, "output", x.shape);
     float* y = outputs->at(0).data<float>();
     if (p.backward_only) {
       if (y != x.data<float>()) std::memcpy(y, x.data<float>(), sizeof(float) * x.size());
@@ -76,6 +80,8 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* inputs,
     // inputs = [dy, x, y]; outputs = [dx]
     MXTensor& dy = inputs->at(0);
     MXTensor& x = inputs->at(1);
+    expect_tensor(dy, x.shape, "output gradient", x.shape);
+    expect_tensor(outputs->at(0), x.shape, "data gradient", x.shape);
     float* dx = outputs->at(0).data<float>();
     act_grad(p.q, x.data<float>(), dy.data<float>(), dx, x.size());
   });

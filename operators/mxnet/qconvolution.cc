@@ -4,6 +4,9 @@
 // weight_scale (num_filter,) only when binarized_weights_only and scaling_mode='forward'.
 // weight is float32 (num_filter, C/num_group, kh, kw), or, with binarized_weights_only, the
 // packed int64 words (num_filter, kh, kw, ceil((C/num_group)/64)) written by model_converter.
+// in_channels (as in Gluon's Conv2D) is C, the channel count of the data: checked against the
+// data when given, and required with binarized_weights_only, since the packed shape is the same
+// for many C and num_group (32 and 64 channels both take one word per tap).
 //
 // Forward:  y[n,o] = conv(Qa(x), Qw(W))[n,o] * alpha[o] + b[o],  alpha = mean|W[o]| under
 //           scaling_mode='forward', else 1. 1-bit x 1-bit layers run on the packed xnor kernels.
@@ -29,47 +32,72 @@ constexpr const char* kOp = "QConvolution";
 struct ConvParams {
   std::vector<int64_t> kernel, stride, dilate, pad;
   int64_t num_filter = 0, num_group = 1;
+  int64_t in_channels = 0;  // 0: not given (required with binarized_weights_only)
   bool no_bias = false;
   QuantParams q;
 
   static ConvParams parse(const Attrs& attrs) {
     AttrReader r(attrs);
     std::set<std::string> allowed = {"kernel", "stride", "dilate", "pad", "num_filter",
-                                     "num_group", "no_bias", "layout", "workspace",
-                                     "cudnn_tune", "cudnn_off"};
+                                     "num_group", "in_channels", "no_bias", "layout",
+                                     "workspace", "cudnn_tune", "cudnn_off"};
     allowed.insert(QuantParams::attr_names().begin(), QuantParams::attr_names().end());
     r.reject_unknown(allowed);
     ConvParams p;
-    p.kernel = r.required_tuple("kernel", 2);
-    p.stride = r.tuple("stride", 2, 1);
-    p.dilate = r.tuple("dilate", 2, 1);
-    p.pad = r.tuple("pad", 2, 0);
-    p.num_filter = r.required_integer("num_filter");
-    p.num_group = r.integer("num_group", 1);
+    p.kernel = r.required_tuple("kernel", 2, 1);
+    p.stride = r.tuple("stride", 2, 1, 1);
+    p.dilate = r.tuple("dilate", 2, 1, 1);
+    p.pad = r.tuple("pad", 2, 0, 0);
+    p.num_filter = r.required_size("num_filter", 1);
+    p.num_group = r.size("num_group", 1, 1);
+    p.in_channels = r.size("in_channels", 0, 1);
     p.no_bias = r.boolean("no_bias", false);
     const std::string layout = r.str("layout", "NCHW");
     if (layout != "NCHW") {
       throw OpError("parameter 'layout' = '" + layout + "': only 'NCHW' is supported");
     }
-    for (int i = 0; i < 2; ++i) {
-      if (p.kernel[i] < 1) throw OpError("parameter 'kernel' must be >= 1 in both dimensions");
-      if (p.stride[i] < 1) throw OpError("parameter 'stride' must be >= 1 in both dimensions");
-      if (p.dilate[i] < 1) throw OpError("parameter 'dilate' must be >= 1 in both dimensions");
-      if (p.pad[i] < 0) throw OpError("parameter 'pad' must be >= 0 in both dimensions");
-    }
-    if (p.num_filter < 1) throw OpError("parameter 'num_filter' must be >= 1");
-    if (p.num_group < 1) throw OpError("parameter 'num_group' must be >= 1");
     if (p.num_filter % p.num_group != 0) {
       throw OpError("parameter 'num_filter' = " + std::to_string(p.num_filter) +
                     " must be divisible by num_group = " + std::to_string(p.num_group));
     }
+    if (p.in_channels % p.num_group != 0) {
+      throw OpError("parameter 'in_channels' = " + std::to_string(p.in_channels) +
+                    " must be divisible by num_group = " + std::to_string(p.num_group));
+    }
     p.q = QuantParams::parse(r, true);
+    if (p.q.binarized_weights_only && p.in_channels == 0) {
+      throw OpError("binarized_weights_only=True needs in_channels=<C>, the channel count of the "
+                    "data (written by model_converter); re-convert the model with "
+                    "model_converter");
+    }
     return p;
   }
 
   WeightedInputs inputs() const { return {no_bias, q.binarized_weights_only && q.scaling}; }
 
-  bmx::BConv2DShape shape(const std::vector<int64_t>& x) const {
+  // Checks the data shape `x` against the parameters (a zero-size batch is allowed, zero-size
+  // channels or planes are not) and returns the kernel's shape; the weight and output shapes
+  // (weight_shape, out_shape) are then within MXNet's tensor size.
+  bmx::BConv2DShape geometry(const Shape& x) const {
+    if (x.size() != 4) {
+      throw OpError("data must be a 4-D (batch, channel, height, width) tensor, got shape " +
+                    shape_str(x) + "; reshape the input to NCHW");
+    }
+    elements(x, "data");
+    if (x[1] < 1 || x[2] < 1 || x[3] < 1) {
+      throw OpError("data has shape " + shape_str(x) + ": channels, height and width must be "
+                    ">= 1; only the batch may be 0");
+    }
+    if (x[1] % num_group != 0) {
+      throw OpError("input channels (" + std::to_string(x[1]) +
+                    ") must be divisible by num_group = " + std::to_string(num_group));
+    }
+    if (in_channels != 0 && in_channels != x[1]) {
+      throw OpError("parameter 'in_channels' = " + std::to_string(in_channels) +
+                    " but the data " + shape_str(x) + " has " + std::to_string(x[1]) +
+                    " channels: the weights belong to a layer with another input; feed the "
+                    "data the model was made for");
+    }
     bmx::BConv2DShape s;
     s.batch = x[0];
     s.in_channels = x[1];
@@ -86,17 +114,25 @@ struct ConvParams {
     s.dilate_w = dilate[1];
     s.groups = num_group;
     s.pad_value = q.pad_value;
+    // Every term is at most 2^31 - 1, so out_h() / out_w() cannot overflow.
+    if (s.out_h() < 1 || s.out_w() < 1) {
+      throw OpError("the kernel (with dilation) is larger than the padded input " + shape_str(x) +
+                    "; use a smaller kernel or more padding");
+    }
+    elements(weight_shape(s), "weight");
+    elements(out_shape(s), "output");
     return s;
   }
 
-  std::vector<unsigned> weight_shape(int64_t in_channels) const {
-    const int64_t cg = in_channels / num_group;
+  Shape weight_shape(const bmx::BConv2DShape& s) const {
     if (q.binarized_weights_only) {
-      return {static_cast<unsigned>(num_filter), static_cast<unsigned>(kernel[0]),
-              static_cast<unsigned>(kernel[1]), static_cast<unsigned>(bmx::words_for(cg))};
+      return {num_filter, kernel[0], kernel[1], bmx::words_for(s.group_in())};
     }
-    return {static_cast<unsigned>(num_filter), static_cast<unsigned>(cg),
-            static_cast<unsigned>(kernel[0]), static_cast<unsigned>(kernel[1])};
+    return {num_filter, s.group_in(), kernel[0], kernel[1]};
+  }
+
+  Shape out_shape(const bmx::BConv2DShape& s) const {
+    return {s.batch, num_filter, s.out_h(), s.out_w()};
   }
 };
 
@@ -117,30 +153,14 @@ MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>
                           std::vector<std::vector<unsigned>>* out) {
   return guard(kOp, [&] {
     const ConvParams p = ConvParams::parse(attrs);
-    const auto& x = in->at(0);
-    if (x.size() != 4 || std::any_of(x.begin(), x.end(), dim_unknown)) {
-      throw OpError("data must be a 4-D (batch, channel, height, width) tensor with known shape, "
-                    "got " + shape_str(x) + "; reshape the input to NCHW");
-    }
-    if (x[1] % p.num_group != 0) {
-      throw OpError("input channels (" + std::to_string(x[1]) +
-                    ") must be divisible by num_group = " + std::to_string(p.num_group));
-    }
-    const auto expect = [&](size_t idx, const std::vector<unsigned>& want, const char* name) {
-      expect_shape(in, idx, want, name, x);
-    };
-    expect(1, p.weight_shape(x[1]), "weight");
+    const Shape x = known_shape(in->at(0), "data");
+    const bmx::BConv2DShape s = p.geometry(x);
+    expect_shape(in, 1, p.weight_shape(s), "weight", x);
     const WeightedInputs io = p.inputs();
-    const std::vector<unsigned> per_channel = {static_cast<unsigned>(p.num_filter)};
-    if (io.bias() >= 0) expect(io.bias(), per_channel, "bias");
-    if (io.scale() >= 0) expect(io.scale(), per_channel, "weight_scale");
-    const bmx::BConv2DShape s = p.shape({x[0], x[1], x[2], x[3]});
-    if (s.out_h() < 1 || s.out_w() < 1) {
-      throw OpError("the kernel (with dilation) is larger than the padded input " + shape_str(x) +
-                    "; use a smaller kernel or more padding");
-    }
-    out->at(0) = {x[0], static_cast<unsigned>(p.num_filter), static_cast<unsigned>(s.out_h()),
-                  static_cast<unsigned>(s.out_w())};
+    const Shape per_channel = {p.num_filter};
+    if (io.bias() >= 0) expect_shape(in, io.bias(), per_channel, "bias", x);
+    if (io.scale() >= 0) expect_shape(in, io.scale(), per_channel, "weight_scale", x);
+    out->at(0) = to_infer(p.out_shape(s));
   });
 }
 
@@ -203,19 +223,39 @@ class QConvState {
   static constexpr const char* kName = kOp;
   explicit QConvState(const ConvParams& p) : p_(p) {}
 
+  // Checks the data shape and the parameter inputs in[first], in[first + 1], ... (weight, bias,
+  // weight_scale) exactly: shape inference may have filled in a shape the real array lacks.
+  bmx::BConv2DShape check(const Shape& x, const std::vector<MXTensor>& in, size_t first) const {
+    const bmx::BConv2DShape s = p_.geometry(x);
+    expect_tensor(in[first], p_.weight_shape(s), "weight", x);
+    const WeightedInputs io = p_.inputs();
+    if (io.bias() >= 0) expect_tensor(in[first - 1 + io.bias()], {p_.num_filter}, "bias", x);
+    if (io.scale() >= 0) {
+      expect_tensor(in[first - 1 + io.scale()], {p_.num_filter}, "weight_scale", x);
+    }
+    return s;
+  }
+
   void forward(std::vector<MXTensor>& in, MXTensor* out, const OpResource& res) {
+    // in = [x, w, (bias), (weight_scale)]
+    const bmx::BConv2DShape s = check(in[0].shape, in, 1);
+    expect_tensor(*out, p_.out_shape(s), "output", in[0].shape);
     MXTensor& x = in[0];
     MXTensor& w = in[1];
-    const bmx::BConv2DShape s = p_.shape(x.shape);
     const WeightedInputs io = p_.inputs();
     const float* bias = io.bias() >= 0 ? in[io.bias()].data<float>() : nullptr;
     float* y = out->data<float>();
     if (p_.q.binarized_weights_only) {
+      const auto* packed = reinterpret_cast<const bmx::word_t*>(w.data<int64_t>());
+      check_packed_tail(packed, s.out_channels * s.kernel_h * s.kernel_w,
+                        bmx::words_for(s.group_in()), s.group_in(),
+                        "input channels per group");
+      if (s.batch == 0) return;
       const float* scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
-      bmx::bconv2d(s, x.data<float>(), reinterpret_cast<const bmx::word_t*>(w.data<int64_t>()),
-                   scale, bias, y, max_threads());
+      bmx::bconv2d(s, x.data<float>(), packed, scale, bias, y, max_threads());
       return;
     }
+    if (s.batch == 0) return;
     const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);
     if (p_.q.act_bit == 1 && p_.q.weight_bit == 1) {
       const bmx::word_t* packed = cache_.packed(w, bmx::bconv2d_packed_weight_words(s),
@@ -243,7 +283,11 @@ class QConvState {
     MXTensor& dy_t = in[0];
     MXTensor& x = in[1];
     MXTensor& w = in[2];
-    const bmx::BConv2DShape s = p_.shape(x.shape);
+    const bmx::BConv2DShape s = check(x.shape, in, 2);
+    expect_tensor(dy_t, p_.out_shape(s), "output gradient", x.shape);
+    expect_tensor(out->at(0), x.shape, "data gradient", x.shape);
+    expect_tensor(out->at(1), p_.weight_shape(s), "weight gradient", x.shape);
+    if (!p_.no_bias) expect_tensor(out->at(2), {p_.num_filter}, "bias gradient", x.shape);
     const int64_t G = s.groups, Cg = s.group_in(), Og = s.group_out();
     const ConvGeom g = group_geom(s);
     const int64_t K = g.col_rows(), P = g.col_cols();
@@ -261,6 +305,10 @@ class QConvState {
         }
         db[o] = static_cast<float>(acc);
       }
+    }
+    if (s.batch == 0) {  // an empty batch: no data gradient, a zero weight gradient
+      std::fill(dw, dw + w.size(), 0.f);
+      return;
     }
     // g = dy * alpha (alpha is a constant per output channel).
     const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);

@@ -38,8 +38,30 @@
 
 namespace bmx {
 
+namespace {
+
+// Every size of a BConv2DShape is below 2^31, so sums and products of two sizes fit int64.
+constexpr int64_t kMaxSize = (int64_t{1} << 31) - 1;
+// Words of the packed, padded input of one image (16 GiB): the most bconv2d will allocate.
+constexpr int64_t kMaxImageWords = int64_t{1} << 31;
+
+// Extent of the padded input along one axis (see "1. Layout" in bconv2d_with_path): the input
+// with its padding, or further where the integer division in out_h() lets the last taps run past
+// it. Needs sizes <= kMaxSize and out >= 1: (out - 1) * stride <= in + 2 * pad, so no overflow.
+int64_t padded_extent(int64_t in, int64_t pad, int64_t out, int64_t stride, int64_t k,
+                      int64_t dilate) {
+  return std::max(in + 2 * pad, (out - 1) * stride + (k - 1) * dilate + 1);
+}
+
+}  // namespace
+
 std::string bconv2d_check(const BConv2DShape& s) {
   auto bad = [](const std::string& what) { return "bmx::bconv2d: " + what; };
+  for (int64_t v : {s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h,
+                    s.kernel_w, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dilate_h, s.dilate_w,
+                    s.groups}) {
+    if (v > kMaxSize) return bad("a size is " + std::to_string(v) + "; every size must be < 2^31");
+  }
   if (s.batch < 0) return bad("batch is " + std::to_string(s.batch) + "; it must be >= 0");
   if (s.in_channels < 1 || s.out_channels < 1)
     return bad("in_channels (" + std::to_string(s.in_channels) + ") and out_channels (" +
@@ -60,8 +82,16 @@ std::string bconv2d_check(const BConv2DShape& s) {
     return bad("the kernel (with dilation) is larger than the padded input: output would be " +
                std::to_string(s.out_h()) + "x" + std::to_string(s.out_w()) +
                "; use more padding or a smaller kernel");
-  if (s.kernel_h * s.kernel_w * s.group_in() >= (int64_t{1} << 30))
+  if (s.kernel_h * s.kernel_w >= (int64_t{1} << 30) ||
+      s.kernel_h * s.kernel_w * s.group_in() >= (int64_t{1} << 30))
     return bad("receptive field (kernel_h * kernel_w * group_in) is too large (>= 2^30 bits)");
+  const int64_t hp = padded_extent(s.in_h, s.pad_h, s.out_h(), s.stride_h, s.kernel_h, s.dilate_h);
+  const int64_t wp = padded_extent(s.in_w, s.pad_w, s.out_w(), s.stride_w, s.kernel_w, s.dilate_w);
+  const int64_t words = s.groups * words_for(s.group_in());  // < 2^31 * 2: fits
+  if (hp > kMaxImageWords / wp || hp * wp > kMaxImageWords / words)
+    return bad("the padded input of one image (" + std::to_string(hp) + "x" + std::to_string(wp) +
+               " pixels of " + std::to_string(words) + " words) is too large (> 2^31 words); "
+               "use less padding");
   return std::string();
 }
 
@@ -173,8 +203,8 @@ void bconv2d_with_path(Path path, const BConv2DShape& s, const float* input, con
   // lets a kernel larger than the padded input run past it). Every im2col word of every output
   // pixel is then a plain load from a plane (no bounds checks), and a row of output pixels
   // reads a run of consecutive words (stride_w apart) per tap and word.
-  const int64_t Hp = std::max(H + 2 * s.pad_h, (OH - 1) * sh + (kh - 1) * dh + 1);
-  const int64_t Wp = std::max(W + 2 * s.pad_w, (OW - 1) * sw + (kw - 1) * dw + 1);
+  const int64_t Hp = padded_extent(H, s.pad_h, OH, sh, kh, dh);
+  const int64_t Wp = padded_extent(W, s.pad_w, OW, sw, kw, dw);
   const int64_t plane = Hp * Wp;
   const int64_t image_words = G * wpp * plane;
   const int64_t block_images =
