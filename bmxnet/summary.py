@@ -12,12 +12,20 @@ shape inference), so nothing is computed or allocated: an uninitialized 60M-para
 summarized in milliseconds. Parameter precision comes from ``param.precision`` (set by QConv2D /
 QDense from their kernel quantizer; 32 when absent); BatchNorm running statistics count as
 32-bit parameters. MACs are per sample.
+
+A ``gluon.SymbolBlock`` (a loaded checkpoint, e.g. ``SymbolBlock.imports(...)``) and any other leaf
+block whose graph holds convolutions or dense layers of its own get one row per operator node of
+their graph instead: QConvolution / QFullyConnected precision comes from their ``act_bit`` /
+``weight_bit``, packed weights (``binarized_weights_only``, written by the model converter) count
+as the 1-bit parameters they encode and take the memory of their words.
 """
 import collections
+import json
 
 import mxnet as mx
-from mxnet.gluon import nn
+from mxnet.gluon import SymbolBlock, nn
 
+from . import graph as _graph
 from .gluon.layers import QActivation, QConv2D, QDense
 
 __all__ = ["summary", "Summary", "LayerSummary"]
@@ -133,6 +141,115 @@ class Summary:
             100 * self.totals["binary_mac_fraction"])
 
 
+# ---- operator nodes of a symbol graph (SymbolBlocks and blocks calling F.Convolution & co.) ----
+_CONV_OPS = ("Convolution", "QConvolution")
+_DENSE_OPS = ("FullyConnected", "QFullyConnected")
+
+
+def _prod(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _has_mac_nodes(sym, outside):
+    return any(n["op"] in _CONV_OPS + _DENSE_OPS and n["name"] not in outside
+               for n in json.loads(sym.tojson())["nodes"])
+
+
+def _node_names(syms):
+    names = set()
+    for s in syms:
+        names.update(n["name"] for n in json.loads(s.tojson())["nodes"])
+    return names
+
+
+def _graph_rows(block_name, out, outside, input_shape, seen_params):
+    """Rows for the operator nodes of ``out`` (a traced symbol whose input is ``data``) that
+    are not in ``outside`` (the nodes of the block's inputs, i.e. of the layers before it)."""
+    internals = out.get_internals()
+    try:
+        arg_shapes, out_shapes, aux_shapes = internals.infer_shape(data=tuple(input_shape))
+    except mx.base.MXNetError as e:
+        raise ValueError("%s does not take input %s: %s"
+                         % (block_name, tuple(input_shape), _graph._last_line(e))) from None
+    if out_shapes is None:
+        raise ValueError("could not infer the shapes of %s for input %s"
+                         % (block_name, tuple(input_shape)))
+    shapes = dict(zip(internals.list_arguments(), arg_shapes))
+    shapes.update(zip(internals.list_auxiliary_states(), aux_shapes))
+    outputs = dict(zip(internals.list_outputs(), out_shapes))
+    g = _graph.Graph.of_symbol(out, block_name)
+
+    def entry_shape(node, index):
+        """Shape of output ``index`` of ``node`` (MXNet names them NAME for a variable,
+        NAME_output for a single output, NAME_output0, NAME_output1 ... otherwise)."""
+        if node["op"] == "null":
+            return shapes.get(node["name"])
+        keys = ([node["name"] + "_output"] if index == 0 else []) + \
+            ["%s_output%d" % (node["name"], index)]
+        return next((outputs[k] for k in keys if k in outputs), None)
+
+    rows = []
+    for i, node in enumerate(g.nodes):
+        if node["op"] == "null" or node["name"] in outside:
+            continue
+        name = node["name"]
+        entries = node.get("inputs", [])
+        inputs = [g.nodes[e[0]] for e in entries]
+        data_shape = entry_shape(inputs[0], entries[0][1]) if inputs else None
+        out_shape = entry_shape(node, 0) or ()
+        q = _graph.QLayer(g, i) if node["op"] in _graph.Q_OPS else None
+        weight_bits = q.weight_bit if q is not None else 32
+        p1 = p32 = pk = bits = 0
+        for pos, src in enumerate(inputs):
+            if src["op"] != "null" or src["name"] in outside or src["name"] in seen_params:
+                continue  # data, or a parameter counted already (shared, or of another row)
+            seen_params.add(src["name"])
+            shape = shapes.get(src["name"]) or ()
+            n = _prod(shape)
+            b = weight_bits if (q is not None and pos == 1) else 32
+            if q is not None and pos == 1 and q.packed:
+                # packed words: (O, kh, kw, words) or (O, words) int64 holding O * K sign bits
+                words = n
+                n = q.num_out * (_prod(data_shape[1:]) if not q.conv else
+                                 data_shape[1] // q.num_group * _prod(q.kernel))
+                if not q.conv and not q.flatten:
+                    n = q.num_out * data_shape[-1]
+                p1 += n
+                bits += words * 64
+                continue
+            if b == 1:
+                p1 += n
+            elif b >= 32:
+                p32 += n
+            else:
+                pk += n
+            bits += n * min(b, 32)
+        binary = flt = 0
+        if node["op"] in _CONV_OPS + _DENSE_OPS and data_shape and out_shape:
+            attrs = _graph.node_attrs(node)
+            if node["op"] in _CONV_OPS:
+                kernel = _graph.parse_tuple(attrs.get("kernel"), len(data_shape) - 2, 1)
+                groups = _graph.parse_int(attrs.get("num_group"), 1)
+                macs = _prod(out_shape[1:]) * (data_shape[1] // groups) * _prod(kernel)
+            elif _graph.flag(attrs.get("flatten"), True):
+                macs = _prod(out_shape[1:]) * _prod(data_shape[1:])
+            else:
+                macs = _prod(out_shape[1:]) * data_shape[-1]
+            if q is not None and q.act_bit == 1 and q.weight_bit == 1:
+                binary = macs
+            else:
+                flt = macs
+        input_bits = q.act_bit if q is not None else (
+            _graph.parse_int(_graph.node_attrs(node).get("act_bit"), 1)
+            if node["op"] == "QActivation" else None)
+        rows.append(LayerSummary(name, node["op"], input_bits, tuple(out_shape), p1, p32, pk,
+                                 bits, binary, flt))
+    return rows
+
+
 def _rows_blocks(net):
     """Leaf blocks and blocks owning parameters, depth first."""
     out = []
@@ -152,7 +269,8 @@ def summary(net, input_shape, *, print_fn=print):
     Parameters
     ----------
     net : HybridBlock
-        Initialized or not (shapes are inferred symbolically).
+        Initialized or not (shapes are inferred symbolically); a ``gluon.SymbolBlock`` (one
+        input) is summarized node by node from its graph.
     input_shape : tuple
         Shape of the input batch, e.g. ``(1, 3, 224, 224)``.
     print_fn : callable or None, default print
@@ -166,17 +284,26 @@ def summary(net, input_shape, *, print_fn=print):
     """
     blocks = _rows_blocks(net)
     calls = []
-    handles = [b.register_forward_hook(
-        lambda blk, inp, out: calls.append((blk, out[0] if isinstance(out, (list, tuple))
-                                            else out))) for b in blocks]
+
+    def hook(blk, inp, out):
+        out = mx.sym.Group(list(out)) if isinstance(out, (list, tuple)) else out
+        calls.append((blk, [x for x in inp if isinstance(x, mx.sym.Symbol)], out))
+    handles = [b.register_forward_hook(hook) for b in blocks]
     try:
         net(mx.sym.var("data"))
+    except (TypeError, ValueError, AssertionError) as e:
+        raise ValueError("summary traces %s with one input named 'data', which it does not "
+                         "take: %s" % (net.name, _graph._last_line(e))) from None
     finally:
         for h in handles:
             h.detach()
-    outs = [o if len(o.list_outputs()) == 1 else o[0] for _, o in calls]
+    outs = [o if len(o.list_outputs()) == 1 else o[0] for _, _, o in calls]
     group = mx.sym.Group(outs)
-    arg_shapes, out_shapes, aux_shapes = group.infer_shape(data=tuple(input_shape))
+    try:
+        arg_shapes, out_shapes, aux_shapes = group.infer_shape(data=tuple(input_shape))
+    except mx.base.MXNetError as e:
+        raise ValueError("%s does not take input %s: %s"
+                         % (net.name, tuple(input_shape), _graph._last_line(e))) from None
     if out_shapes is None:
         raise ValueError("could not infer the shapes of %s for input %s"
                          % (net.name, tuple(input_shape)))
@@ -185,7 +312,12 @@ def summary(net, input_shape, *, print_fn=print):
 
     rows = []
     seen_params = set()
-    for (blk, _), out_shape in zip(calls, out_shapes):
+    for (blk, inputs, out), out_shape in zip(calls, out_shapes):
+        if not blk._children and not _is_mac_layer(blk):
+            outside = _node_names(inputs)
+            if isinstance(blk, SymbolBlock) or _has_mac_nodes(out, outside):
+                rows += _graph_rows(blk.name, out, outside, input_shape, seen_params)
+                continue
         p1 = p32 = pk = bits = 0
         for param in blk._reg_params.values():
             if param.name in seen_params:  # shared parameters count once

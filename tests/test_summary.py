@@ -1,6 +1,7 @@
-"""summary(): counts against hand-computed values (binary LeNet, Bi-Real Net-18) and a snapshot
-of the printed table."""
+"""summary(): counts against hand-computed values (binary LeNet, Bi-Real Net-18, a small symbolic
+network, plain and converted) and a snapshot of the printed table."""
 import mxnet as mx
+import numpy as np
 import pytest
 
 from bmxnet import model_zoo
@@ -106,3 +107,109 @@ def test_uninitialized_large_model_is_fast_and_allocates_nothing():
     assert s.totals["params"] > 6e7
     with pytest.raises(RuntimeError):  # still not initialized: summary computed nothing
         net.collect_params()[net.output[0].weight.name].data()
+
+
+# ---- symbolic networks (gluon.SymbolBlock): counted from the graph, node by node ----------------
+def _small_symbol():
+    d = mx.sym.var("data")
+    x = mx.sym.Convolution(d, num_filter=8, kernel=(3, 3), name="c0")
+    x = mx.sym.BatchNorm(x, name="bn0")
+    x = mx.sym.QConvolution(x, num_filter=16, kernel=(3, 3), pad=(1, 1), no_bias=True,
+                            name="qc", act_bit=1, weight_bit=1)
+    x = mx.sym.QConvolution(x, num_filter=16, kernel=(3, 3), num_group=2, no_bias=True,
+                            name="qk", act_bit=2, weight_bit=2)
+    x = mx.sym.QFullyConnected(x, num_hidden=20, no_bias=True, name="qf")
+    return mx.sym.FullyConnected(x, num_hidden=10, name="fc")
+
+
+# Hand count for input (1, 3, 10, 10): c0 3x3 valid -> 8x8x8, qc pad 1 -> 16x8x8,
+# qk 3x3 groups of 8 channels -> 16x6x6, qf 576 -> 20, fc 20 -> 10.
+HAND = {  # name: (type, input bits, output shape, 1-bit, 32-bit, k-bit, memory bits, bMACs, fMACs)
+    "c0": ("Convolution", None, (1, 8, 8, 8), 0, 8 * 3 * 9 + 8, 0, 32 * 224, 0, 8 * 64 * 27),
+    "bn0": ("BatchNorm", None, (1, 8, 8, 8), 0, 4 * 8, 0, 32 * 32, 0, 0),
+    "qc": ("QConvolution", 1, (1, 16, 8, 8), 16 * 8 * 9, 0, 0, 16 * 8 * 9, 16 * 64 * 72, 0),
+    "qk": ("QConvolution", 2, (1, 16, 6, 6), 0, 0, 16 * 8 * 9, 2 * 16 * 8 * 9, 0, 16 * 36 * 72),
+    "qf": ("QFullyConnected", 1, (1, 20), 20 * 576, 0, 0, 20 * 576, 20 * 576, 0),
+    "fc": ("FullyConnected", None, (1, 10), 0, 10 * 20 + 10, 0, 32 * 210, 0, 10 * 20),
+}
+
+
+def test_symbolblock_counted_from_its_graph():
+    net = mx.gluon.SymbolBlock(_small_symbol(), mx.sym.var("data"))
+    s = summary(net, (1, 3, 10, 10), print_fn=None)
+    assert {r.name: tuple(r[1:]) for r in s.layers} == HAND
+    assert s.totals["binary_macs"] == 16 * 64 * 72 + 20 * 576 == 85248
+    assert s.totals["float_macs"] == 8 * 64 * 27 + 16 * 36 * 72 + 200
+
+
+def test_converted_symbolblock_counts_packed_weights_as_1_bit():
+    """The model converter's packed words stand for the same 1-bit weights; their memory is
+    the words: qc (16, 3, 3, 1) and qf (20, 9) int64 (576 inputs -> 9 words)."""
+    from bmxnet.converter import convert_model
+    sym = _small_symbol()
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=(1, 3, 10, 10))
+    rng = np.random.RandomState(0)
+    args = {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
+            zip(sym.list_arguments(), arg_shapes) if n != "data"}
+    aux = {n: mx.nd.ones(s) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)}
+    sym2, args2, aux2, _ = convert_model(sym, args, aux)
+    net = mx.gluon.SymbolBlock(sym2, mx.sym.var("data"))
+    s = summary(net, (1, 3, 10, 10), print_fn=None)
+    rows = {r.name: r for r in s.layers}
+    assert rows["qc"].params_1bit == 16 * 8 * 9 and rows["qc"].memory_bits == 16 * 9 * 64
+    assert rows["qf"].params_1bit == 20 * 576 and rows["qf"].memory_bits == 20 * 9 * 64
+    assert s.totals["binary_macs"] == 85248
+    assert s.totals["params_1bit"] == 16 * 8 * 9 + 20 * 576
+
+
+def test_exported_binary_lenet_imports_with_the_same_counts(tmp_path):
+    """Binary LeNet, exported and loaded back as a SymbolBlock: the hand-computed numbers of
+    test_binary_lenet_hand_computed."""
+    net = model_zoo.get_model("binary_lenet")
+    net.initialize()
+    net.hybridize()
+    net(mx.nd.zeros((1, 1, 28, 28)))
+    net.export(str(tmp_path / "lenet"))
+    loaded = mx.gluon.SymbolBlock.imports(str(tmp_path / "lenet-symbol.json"), ["data"],
+                                          str(tmp_path / "lenet-0000.params"))
+    t = summary(loaded, (1, 1, 28, 28), print_fn=None).totals
+    assert t["binary_macs"] == 64 * 8 * 8 * (64 * 25) + 1024 * 1000
+    assert t["float_macs"] == 64 * 24 * 24 * 25 + 1000 * 10
+    assert t["params_1bit"] == 64 * 64 * 25 + 64 * 16 * 1000
+    assert t["params_32bit"] == (64 * 25 + 64) + (1000 * 10 + 10) + 4 * (64 + 64 + 1000)
+
+
+def test_symbolblock_inside_a_gluon_net_and_blocks_calling_operators_directly():
+    class Direct(mx.gluon.HybridBlock):  # F.QFullyConnected on a parameter of its own
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.w = self.params.get("w", shape=(5, 10 * 6 * 6))
+
+        def hybrid_forward(self, F, x, w):
+            return F.QFullyConnected(x, w, num_hidden=5, no_bias=True, act_bit=1, weight_bit=1)
+
+    d = mx.sym.var("x")
+    inner = mx.gluon.SymbolBlock(
+        mx.sym.QConvolution(d, num_filter=10, kernel=(3, 3), no_bias=True, name="inner_qc",
+                            act_bit=1, weight_bit=1), d)
+    net = mx.gluon.nn.HybridSequential(prefix="n_")
+    with net.name_scope():
+        net.add(QConv2D(4, 3, in_channels=2, use_bias=False), inner, Direct(prefix="direct_"))
+    s = summary(net, (1, 2, 10, 10), print_fn=None)
+    rows = {r.name: r for r in s.layers}
+    assert rows["inner_qc"].binary_macs == 10 * 6 * 6 * 4 * 9
+    assert rows["inner_qc"].params_1bit == 10 * 4 * 9
+    assert s.totals["binary_macs"] == 4 * 8 * 8 * 18 + 10 * 36 * 36 + 5 * 360
+    assert s.totals["params_1bit"] == 4 * 18 + 10 * 36 + 5 * 360
+
+
+def test_input_that_does_not_fit_is_a_clear_error():
+    net = mx.gluon.SymbolBlock(_small_symbol(), mx.sym.var("data"))
+    with pytest.raises(ValueError, match=r"does not take input \(1, 3, 2, 2\).*kernel size"):
+        summary(net, (1, 3, 2, 2), print_fn=None)
+    with pytest.raises(ValueError, match=r"does not take input \(1, 1, 4, 4\)"):
+        summary(model_zoo.get_model("binary_lenet"), (1, 1, 4, 4), print_fn=None)
+    two = mx.gluon.SymbolBlock(mx.sym.var("a") + mx.sym.var("b"),
+                               [mx.sym.var("a"), mx.sym.var("b")])
+    with pytest.raises(ValueError, match="one input"):
+        summary(two, (1, 3), print_fn=None)
