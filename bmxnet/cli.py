@@ -19,9 +19,14 @@
 Hyperparameters: ``--hparams k=v,k=v`` (values are Python literals) on top of a named set
 (``--hparams-set``, see :data:`HPARAM_SETS`) on top of the optimizer's defaults. Keys:
 ``learning_rate``, ``wd``, ``momentum``, ``beta1``, ``beta2`` ... (optimizer arguments),
-``threshold``, ``gamma``, ``gamma_decay`` (Bop), and the schedule keys ``lr_schedule``
-(constant / linear / cosine / step), ``lr_step_epochs`` (list), ``lr_step_factor``,
-``gamma_decay_epochs``, ``batch_size``.
+``threshold``, ``gamma``, ``gamma_decay``, ``fp_optimizer`` (Bop), and the schedule keys
+``lr_schedule`` (constant / linear / cosine / step), ``lr_step_epochs`` (list),
+``lr_step_factor``, ``gamma_decay_epochs``, ``batch_size``, ``epochs``. Values are checked
+before anything runs (see :func:`check_hparams`).
+
+Exit status: 0 on success; 2 for wrong command-line usage (an option's value, an unknown model,
+hyperparameter or model argument); 1 for bad input (a data set folder or checkpoint that is
+missing or malformed, an output folder that cannot be written). Errors are one line on stderr.
 
 ``--recipe bireal`` is Bi-Real Net's two-step training: Adam with a learning rate decaying
 linearly to 0, first (half the epochs) with real-valued weights and binary activations, then with
@@ -33,6 +38,8 @@ import ast
 import csv
 import glob
 import json
+import math
+import numbers
 import os
 import re
 import shutil
@@ -49,7 +56,7 @@ from . import optimizer as bopt
 from .data import DATASETS, DataError, get_dataset
 
 __all__ = ["main", "train", "build_parser", "HPARAM_SETS", "RECIPES", "parse_hparams",
-           "run_preset"]
+           "check_hparams", "run_preset", "UsageError"]
 
 # Named hyperparameter sets: the Bop paper's (bmxnet.optimizer.HPARAM_SETS) and Bi-Real's.
 HPARAM_SETS = dict(bopt.HPARAM_SETS)
@@ -63,23 +70,94 @@ SCHEDULE_KEYS = ("lr_schedule", "lr_step_epochs", "lr_step_factor", "gamma_decay
 
 
 class UsageError(ValueError):
-    pass
+    """A command-line option or a :func:`train` argument has a value that cannot be used (exit
+    status 2)."""
 
 
-def parse_hparams(text):
-    """``'a=1,b=0.5,c=adam,d=[1,2]'`` -> dict (values parsed as Python literals)."""
+# What each hyperparameter may be; any other key is an optimizer argument and must be a number or
+# a bool (the optimizer refuses names it does not know).
+_LR_SCHEDULES = ("constant", "linear", "cosine", "step")
+_HPARAM_RULES = {
+    "learning_rate": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "lr": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "wd": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "momentum": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    "beta1": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    "beta2": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    "epsilon": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "threshold": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "gamma": ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+    "gamma_decay": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "gamma_decay_epochs": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "lr_schedule": ("one of " + ", ".join(_LR_SCHEDULES), lambda v: v in _LR_SCHEDULES),
+    "lr_step_epochs": ("a list of numbers > 0, e.g. [30,60]",
+                       lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and
+                       all(_is_number(e) and e > 0 for e in v)),
+    "lr_step_factor": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "batch_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "epochs": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "fp_optimizer": ("an optimizer name, e.g. adam", lambda v: isinstance(v, str) and v != ""),
+    "fp_optimizer_params": ("a dict, e.g. {'wd':1e-4}", lambda v: isinstance(v, dict)),
+}
+
+
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def check_hparams(hp):
+    """Raises :class:`UsageError` naming the first hyperparameter whose value cannot be used:
+    known keys by their rule (learning_rate a number > 0, lr_schedule one of the schedules ...),
+    other keys (optimizer arguments) must be finite numbers or booleans."""
+    for key, value in hp.items():
+        if key in _HPARAM_RULES:
+            what, ok = _HPARAM_RULES[key]
+        else:
+            what, ok = "a number or True/False", lambda v: _is_number(v) or isinstance(v, bool)
+        if not ok(value):
+            raise UsageError("hyperparameter %s=%r: expected %s" % (key, value, what))
+
+
+def _check_count(name, value, minimum=1):
+    if not _is_int(value) or value < minimum:
+        raise UsageError("%s must be an integer >= %d, got %r" % (name, minimum, value))
+
+
+def _split_pairs(text):
+    """Splits ``text`` at the commas that are outside brackets: ``'a=[1,2],b=(3,4)'`` ->
+    ``['a=[1,2]', 'b=(3,4)']``."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_hparams(text, option="--hparams"):
+    """``'a=1,b=0.5,c=adam,d=[1,2]'`` -> dict (values parsed as Python literals; a value that is
+    not a literal stays a string). ``option`` names the option in the error message."""
     out = {}
     if not text:
         return out
-    for part in re.split(r",(?![^\[]*\])", text):
+    for part in _split_pairs(text):
         if not part.strip():
             continue
-        if "=" not in part:
-            raise UsageError("--hparams expects k=v pairs separated by commas, got %r" % part)
-        k, v = part.split("=", 1)
+        k, sep, v = part.partition("=")
+        if not sep or not k.strip():
+            raise UsageError("%s expects k=v pairs separated by commas, got %r" % (option, part))
         try:
             out[k.strip()] = ast.literal_eval(v.strip())
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             out[k.strip()] = v.strip()
     return out
 
@@ -98,6 +176,8 @@ def _model_kwargs(name, ds, extra):
 def _lr_scheduler(hp, lr, steps_per_epoch, epochs):
     kind = hp.get("lr_schedule", "constant")
     total = max(1, steps_per_epoch * epochs)
+    if kind not in _LR_SCHEDULES:
+        raise UsageError("lr_schedule must be one of %s, got %r" % (", ".join(_LR_SCHEDULES), kind))
     if kind == "constant":
         return None
     if kind == "linear":
@@ -112,7 +192,6 @@ def _lr_scheduler(hp, lr, steps_per_epoch, epochs):
         return mx.lr_scheduler.MultiFactorScheduler(step=steps,
                                                     factor=hp.get("lr_step_factor", 0.1),
                                                     base_lr=lr)
-    raise UsageError("lr_schedule must be constant, linear, cosine or step, got %r" % kind)
 
 
 def _make_trainer(net, optimizer, hp, steps_per_epoch, epochs, kvstore):
@@ -130,8 +209,14 @@ def _make_trainer(net, optimizer, hp, steps_per_epoch, epochs, kvstore):
         params.setdefault("momentum", 0.9)
     try:
         return gluon.Trainer(net.collect_params(), optimizer, params, kvstore=kvstore)
-    except TypeError as e:
-        raise UsageError("bad hyperparameter for optimizer %r: %s" % (optimizer, e)) from None
+    except (TypeError, ValueError, mx.base.MXNetError) as e:
+        raise UsageError("bad hyperparameter for optimizer %r: %s"
+                         % (optimizer, _first_line(e))) from None
+
+
+def _first_line(err):
+    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def _evaluate(net, data, ctx, loss_fn):
@@ -283,16 +368,27 @@ def _run_stage(net, ds, ctx, trainer, epochs, out_dir, prefix, stage, history, s
 
 
 def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=None,
-          hparams_set=None, recipe=None, epochs=10, batch_size=None, out_dir="checkpoints",
+          hparams_set=None, recipe=None, epochs=None, batch_size=None, out_dir="checkpoints",
           prefix=None, resume=False, num_train=None, num_val=None, seed=0, model_kwargs=None,
           progress=True, plot=True, kvstore="device", log=print):
     """Trains a model of the zoo on a data set; the Python form of ``bmxnet train``.
+
+    ``epochs`` and ``batch_size`` default to the hyperparameters' ``epochs`` / ``batch_size``,
+    then to 10 and 64.
 
     Returns
     -------
     dict
         ``val_acc``, ``train_acc`` (last epoch), ``history`` (list of metric rows),
-        ``symbol`` and ``params`` (paths of the last checkpoint), ``metrics``, ``curves``.
+        ``symbol`` and ``params`` (paths of the last checkpoint), ``metrics``, ``curves``; a path
+        is None when that file does not exist (e.g. ``plot=False``).
+
+    Raises
+    ------
+    UsageError
+        An argument or hyperparameter that cannot be used (nothing has been written then).
+    bmxnet.data.DataError
+        A data set or a checkpoint to resume from that is missing or malformed.
     """
     if recipe is not None:
         if recipe not in RECIPES:
@@ -312,10 +408,26 @@ def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=N
             optimizer = "bop"
         hp.update(HPARAM_SETS[hparams_set])
     hp.update(hparams or {})
-    batch_size = batch_size or hp.get("batch_size", 64)
-    epochs = hp.get("epochs", epochs) if epochs is None else epochs
-    prefix = prefix or model.lower()
-    os.makedirs(out_dir, exist_ok=True)
+    check_hparams(hp)
+    batch_size = hp.get("batch_size", 64) if batch_size is None else batch_size
+    epochs = hp.get("epochs", 10) if epochs is None else epochs
+    _check_count("epochs", epochs)
+    _check_count("batch_size", batch_size)
+    for name, value in (("num_train", num_train), ("num_val", num_val)):
+        if value is not None:
+            _check_count(name, value)
+    if not _is_int(seed) or not 0 <= seed < 2 ** 32:
+        raise UsageError("seed must be an integer in [0, 2**32), got %r" % (seed,))
+    if not isinstance(model, str) or model.lower() not in model_zoo.get_model_list():
+        raise UsageError("model %r is not in the zoo; `bmxnet models` lists them" % (model,))
+    prefix = model.lower() if prefix is None else prefix
+    if not prefix or prefix != os.path.basename(prefix) or prefix in (".", ".."):
+        raise UsageError("prefix must be a file name without a folder, got %r (use --out-dir "
+                         "for the folder)" % (prefix,))
+    if dataset not in DATASETS:
+        raise UsageError("unknown dataset %r; choose one of %s" % (dataset, ", ".join(DATASETS)))
+    if dataset != "digits" and not data_dir:
+        raise UsageError("dataset %r needs --data-dir (the folder with its files)" % dataset)
     mx.random.seed(seed)
     np.random.seed(seed)
     ctx = mx.cpu()
@@ -328,15 +440,18 @@ def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=N
     history = _read_history(os.path.join(out_dir, "%s-metrics.csv" % prefix)) if resume else []
 
     def build(**extra):
-        net = model_zoo.get_model(model, prefix=model.lower() + "_", **dict(kw, **extra))
-        net.initialize(mx.init.Xavier(magnitude=2), ctx=ctx)
-        net.hybridize(static_alloc=True, static_shape=True)
+        # Model arguments come from the command line: a wrong name or type shows up as TypeError
+        # or ValueError in the constructor or the first forward, a shape that does not fit as
+        # MXNetError.
         try:
+            net = model_zoo.get_model(model, prefix=model.lower() + "_", **dict(kw, **extra))
+            net.initialize(mx.init.Xavier(magnitude=2), ctx=ctx)
+            net.hybridize(static_alloc=True, static_shape=True)
             net(mx.nd.zeros((1,) + ds.input_shape, ctx=ctx))
-        except mx.base.MXNetError as e:
-            raise UsageError("model %r cannot take %s inputs of shape %s: %s"
-                             % (model, dataset, ds.input_shape,
-                                str(e).strip().splitlines()[0])) from None
+        except (TypeError, ValueError, mx.base.MXNetError) as e:
+            raise UsageError("cannot build model %r with arguments %s for %s inputs of shape %s: "
+                             "%s" % (model, ", ".join("%s=%r" % i for i in sorted(kw.items())),
+                                     dataset, ds.input_shape, _first_line(e))) from None
         return net
 
     stages = []
@@ -361,10 +476,14 @@ def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=N
             if os.path.exists(states):
                 trainer.load_states(states)
             log("resumed %s from epoch %d" % (pfx, done))
+            if done >= n_epochs:
+                log("%s: the checkpoint already has epoch %d of %d; nothing to train"
+                    % (pfx, done, n_epochs))
         history = [r for r in history if not (r["stage"] == stage and r["epoch"] > done)]
+        os.makedirs(out_dir, exist_ok=True)  # only now: a usage error leaves nothing behind
         p = _run_stage(net, ds, ctx, trainer, n_epochs, out_dir, pfx, stage, history, done,
                        progress, log)
-        path = p or os.path.join(out_dir, "%s-%04d.params" % (pfx, done))
+        path = p or os.path.join(out_dir, "%s-%04d.params" % (pfx, done))  # done >= 1 here
         prev = net
     metrics = os.path.join(out_dir, "%s-metrics.csv" % prefix)
     if two_step:  # one log with both steps
@@ -373,13 +492,48 @@ def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=N
     if plot and history:
         _plot(curves, history, "%s on %s (%s)" % (model, dataset, optimizer))
     last = history[-1] if history else {}
+
+    def existing(file):
+        return file if file is not None and os.path.isfile(file) else None
     return {"val_acc": last.get("val_acc"), "train_acc": last.get("train_acc"),
-            "history": history, "params": path,
-            "symbol": os.path.join(out_dir, "%s-symbol.json" % prefix), "metrics": metrics,
-            "curves": curves if plot and history else None, "optimizer": optimizer}
+            "history": history, "params": existing(path),
+            "symbol": existing(os.path.join(out_dir, "%s-symbol.json" % prefix)),
+            "metrics": existing(metrics), "curves": existing(curves) if plot and history else None,
+            "optimizer": optimizer}
 
 
 # ------------------------------------------------------------------------------------------------
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError("expected an integer >= %d, got %r" % (minimum, text))
+        return value
+    parse.__name__ = "integer >= %d" % minimum
+    return parse
+
+
+def _seed(text):
+    value = _int_at_least(0)(text)
+    if value >= 2 ** 32:
+        raise argparse.ArgumentTypeError("expected an integer in [0, 2**32), got %r" % text)
+    return value
+
+
+def _shape(text):
+    try:
+        shape = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) < 2 or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError("expected a shape with the batch first, e.g. "
+                                         "1,3,224,224, got %r" % text)
+    return shape
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="bmxnet", description="Binary neural networks for MXNet.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -393,15 +547,19 @@ def build_parser():
     t.add_argument("--hparams", default="", help="k=v,k=v overrides (Python literals)")
     t.add_argument("--hparams-set", default=None, choices=sorted(HPARAM_SETS))
     t.add_argument("--recipe", default=None, choices=sorted(RECIPES))
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--epochs", type=_int_at_least(1), default=None,
+                   help="epochs to train (default: the hyperparameters' epochs, else 10)")
+    t.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="default: the hyperparameters' batch_size, else 64")
     t.add_argument("--out-dir", default="checkpoints")
     t.add_argument("--prefix", default=None, help="checkpoint prefix (default: the model name)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    t.add_argument("--num-train", type=int, default=None, help="use only N training examples")
-    t.add_argument("--num-val", type=int, default=None, help="use only N validation examples")
+    t.add_argument("--num-train", type=_int_at_least(1), default=None,
+                   help="use only N training examples")
+    t.add_argument("--num-val", type=_int_at_least(1), default=None,
+                   help="use only N validation examples")
     t.add_argument("--model-kwargs", default="", help="k=v,k=v for the model constructor")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     t.add_argument("--no-plot", action="store_true", help="no training-curve PNG")
 
@@ -409,8 +567,8 @@ def build_parser():
 
     s = sub.add_parser("summary", help="per-layer table of a zoo model")
     s.add_argument("model")
-    s.add_argument("--input-shape", default=None, help="e.g. 1,3,224,224")
-    s.add_argument("--classes", type=int, default=None)
+    s.add_argument("--input-shape", type=_shape, default=None, help="e.g. 1,3,224,224")
+    s.add_argument("--classes", type=_int_at_least(1), default=None)
     return p
 
 
@@ -422,32 +580,47 @@ def _default_shape(name):
     return (1, 3, 224, 224)
 
 
+def _summary(args):
+    from .summary import summary
+    if args.model.lower() not in model_zoo.get_model_list():
+        raise UsageError("model %r is not in the zoo; `bmxnet models` lists them" % args.model)
+    shape = args.input_shape or _default_shape(args.model.lower())
+    kw = {"classes": args.classes} if args.classes else {}
+    net = model_zoo.get_model(args.model, **kw)
+    try:
+        summary(net, shape)
+    except ValueError as e:  # the shape does not fit the model
+        raise UsageError("--input-shape %s: %s" % (",".join(map(str, shape)), e)) from None
+
+
 def main(argv=None):
+    """The ``bmxnet`` command; returns the exit status (argparse exits with 2 itself on an
+    option it cannot parse)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "models":
             print("\n".join(model_zoo.get_model_list()))
             return 0
         if args.command == "summary":
-            from .summary import summary
-            shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape \
-                else _default_shape(args.model.lower())
-            kw = {"classes": args.classes} if args.classes else {}
-            summary(model_zoo.get_model(args.model, **kw), shape)
+            _summary(args)
             return 0
         res = train(args.model, dataset=args.dataset, data_dir=args.data_dir,
                     optimizer=args.optimizer, hparams=parse_hparams(args.hparams),
                     hparams_set=args.hparams_set, recipe=args.recipe, epochs=args.epochs,
                     batch_size=args.batch_size, out_dir=args.out_dir, prefix=args.prefix,
                     resume=args.resume, num_train=args.num_train, num_val=args.num_val,
-                    seed=args.seed, model_kwargs=parse_hparams(args.model_kwargs),
+                    seed=args.seed,
+                    model_kwargs=parse_hparams(args.model_kwargs, "--model-kwargs"),
                     progress=not args.no_progress, plot=not args.no_plot)
         print(json.dumps({k: res[k] for k in ("val_acc", "train_acc", "symbol", "params",
                                               "metrics", "curves", "optimizer")}, indent=1))
         return 0
-    except (UsageError, DataError, ValueError) as e:
+    except UsageError as e:
         print("bmxnet: error: %s" % e, file=sys.stderr)
         return 2
+    except (DataError, OSError) as e:
+        print("bmxnet: error: %s" % e, file=sys.stderr)
+        return 1
 
 
 def run_preset(presets, dataset, doc, argv=None):

@@ -3,6 +3,7 @@
 import csv
 import gzip
 import io
+import json
 import os
 import pickle
 import struct
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from bmxnet import cli, data
+from subproc import describe, run_snippet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -186,12 +188,163 @@ def test_train_other_datasets_and_recipe(tmp_path, rng):
 def test_parse_hparams_and_errors(tmp_path, capsys):
     assert cli.parse_hparams("a=1,b=0.5,c=adam,d=[1, 2],e=1e-8") == \
         {"a": 1, "b": 0.5, "c": "adam", "d": [1, 2], "e": 1e-8}
+    # a missing data folder is an input error (1), a malformed option a usage error (2)
     assert cli.main(["train", "lenet", "--dataset", "mnist", "--data-dir",
-                     str(tmp_path / "none")]) == 2
+                     str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["train", "lenet", "--hparams", "oops"]) == 2
     with pytest.raises(SystemExit):
         cli.main(["train", "lenet", "--optimizer", "rmsprop"])
+
+
+# ---- bad command lines: one line on stderr, exit 2 (usage) or 1 (input), nothing written -------
+USAGE_ERRORS = [
+    # (extra arguments of `train lenet`, a fragment of the message)
+    (["--hparams", "learning_rate=abc"], "learning_rate='abc': expected a number > 0"),
+    (["--hparams", "learning_rate=0"], "learning_rate=0"),
+    (["--hparams", "lr=-1"], "lr=-1"),
+    (["--hparams", "learning_rate=1e999"], "learning_rate=inf"),
+    (["--hparams", "wd=-0.1"], "wd=-0.1"),
+    (["--hparams", "momentum=1.5"], "momentum=1.5"),
+    (["--hparams", "beta1=abc"], "beta1='abc'"),
+    (["--hparams", "batch_size=0"], "batch_size=0: expected an integer >= 1"),
+    (["--hparams", "batch_size=2.5"], "batch_size=2.5"),
+    (["--hparams", "epochs=0"], "epochs=0"),
+    (["--hparams", "lr_schedule=sawtooth"], "lr_schedule='sawtooth'"),
+    (["--hparams", "lr_step_epochs=[]"], "lr_step_epochs=[]"),
+    (["--hparams", "lr_step_epochs=[1,x]"], "lr_step_epochs="),
+    (["--hparams", "lr_step_factor=abc"], "lr_step_factor='abc'"),
+    (["--hparams", "clip_gradient=abc"], "clip_gradient='abc': expected a number or True/False"),
+    (["--hparams", "nosuch=1"], "unexpected keyword argument 'nosuch'"),
+    (["--optimizer", "bop", "--hparams", "gamma=2"], "gamma=2"),
+    (["--optimizer", "bop", "--hparams", "fp_optimizer=nosuch"], "nosuch"),
+    (["--model-kwargs", "nosuch=1"], "unexpected keyword argument 'nosuch'"),
+    (["--model-kwargs", "hidden=abc"], "hidden='abc'"),
+    (["--model-kwargs", "channels=(0,0)"], "channels=(0, 0)"),
+    (["--prefix", "sub/lenet"], "prefix must be a file name"),
+    (["--dataset", "mnist"], "needs --data-dir"),
+    (["--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'"),
+    (["--epochs", "two"], "argument --epochs"),
+    (["--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got '0'"),
+    (["--batch-size", "-8"], "argument --batch-size"),
+    (["--num-train", "0"], "argument --num-train"),
+    (["--num-val", "-1"], "argument --num-val"),
+    (["--seed", "-1"], "argument --seed"),
+    (["--seed", str(2 ** 32)], "argument --seed"),
+]
+
+
+def _main_exit(argv):
+    """(exit status, stderr) of ``bmxnet ARGV`` run in-process (argparse exits by itself)."""
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("extra, fragment", USAGE_ERRORS, ids=[" ".join(a) for a, _ in
+                                                               USAGE_ERRORS])
+def test_train_usage_errors(tmp_path, capsys, extra, fragment):
+    out = tmp_path / "out"
+    rc = _main_exit(["train", "lenet", "--out-dir", str(out), "--no-progress", "--no-plot",
+                     "--num-train", "32", "--num-val", "16"] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert fragment in err and "Traceback" not in err, err
+    assert not out.exists()  # nothing written, not even the folder
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "nosuchnet"], "'nosuchnet' is not in the zoo"),
+    (["summary", "nosuchnet"], "'nosuchnet' is not in the zoo"),
+    (["summary", "lenet", "--input-shape", "1,x,28,28"], "argument --input-shape"),
+    (["summary", "lenet", "--input-shape", "28"], "argument --input-shape"),
+    (["summary", "lenet", "--input-shape", "1,1,0,28"], "argument --input-shape"),
+    (["summary", "lenet", "--input-shape", "1,1,4,4"], "--input-shape 1,1,4,4"),
+    (["summary", "lenet", "--classes", "0"], "argument --classes"),
+])
+def test_other_usage_errors(capsys, argv, fragment):
+    rc = _main_exit(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and fragment in err and "Traceback" not in err, err
+
+
+def test_input_errors_exit_1(tmp_path, capsys):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    rc = cli.main(["train", "lenet", "--out-dir", str(not_a_dir), "--epochs", "1",
+                   "--num-train", "32", "--num-val", "16", "--no-progress", "--no-plot"])
+    err = capsys.readouterr().err
+    assert rc == 1 and str(not_a_dir) in err and "Traceback" not in err, err
+    # --resume from a checkpoint of another model
+    out = tmp_path / "out"
+    out.mkdir()
+    mx.nd.save(str(out / "lenet-0001.params"), {"arg:other_weight": mx.nd.ones((2,))})
+    rc = cli.main(["train", "lenet", "--out-dir", str(out), "--epochs", "2", "--resume",
+                   "--num-train", "32", "--num-val", "16", "--no-progress", "--no-plot"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "lacks" in err and "Traceback" not in err, err
+
+
+def test_usage_error_in_a_child_process_has_no_traceback(tmp_path):
+    """The reproducers of issue 10, as a user runs them: `python -m bmxnet.cli ...`."""
+    for extra, code in ((["--hparams", "learning_rate=abc"], 2),
+                        (["--model-kwargs", "nosuch=1"], 2),
+                        (["--epochs", "0"], 2), (["--batch-size", "0"], 2),
+                        (["--dataset", "mnist", "--data-dir", str(tmp_path / "no")], 1)):
+        argv = ["train", "lenet", "--out-dir", str(tmp_path / "out")] + extra
+        proc = run_snippet("from bmxnet import cli\nsys.exit(cli.main(%r))" % argv)
+        assert proc.returncode == code, describe(proc)
+        assert "Traceback" not in proc.stderr and "error:" in proc.stderr, describe(proc)
+        assert not (tmp_path / "out").exists()
+
+
+def test_train_python_api_checks_its_arguments(tmp_path):
+    kw = dict(out_dir=str(tmp_path / "o"), progress=False, plot=False, log=lambda *a: None)
+    for bad in ({"epochs": 0}, {"batch_size": 0}, {"batch_size": -1}, {"num_train": 0},
+                {"seed": -1}, {"hparams": {"batch_size": 0}}, {"prefix": ""},
+                {"dataset": "svhn"}, {"hparams": {"learning_rate": "abc"}}):
+        with pytest.raises(cli.UsageError):
+            cli.train("lenet", **dict(kw, **bad))
+    assert not (tmp_path / "o").exists()
+
+
+def test_batch_size_and_epochs_reach_the_training(tmp_path, monkeypatch):
+    """--batch-size, or the hyperparameters' batch_size / epochs, are what the data set and the
+    loop get (no silent fallback to 64 or 10)."""
+    seen = []
+    real = cli.get_dataset
+
+    def spy(name, data_dir, batch_size, **kw):
+        seen.append(batch_size)
+        return real(name, data_dir, batch_size, **kw)
+    monkeypatch.setattr(cli, "get_dataset", spy)
+    kw = dict(num_train=40, num_val=16, progress=False, plot=False, log=lambda *a: None)
+    res = cli.train("lenet", batch_size=7, epochs=1, out_dir=str(tmp_path / "a"), **kw)
+    res2 = cli.train("lenet", hparams={"batch_size": 13, "epochs": 2},
+                     out_dir=str(tmp_path / "b"), **kw)
+    assert seen == [7, 13]
+    assert len(res["history"]) == 1 and len(res2["history"]) == 2
+
+
+def test_reports_only_files_it_wrote(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["train", "lenet", "--epochs", "1", "--num-train", "32", "--num-val", "16",
+            "--out-dir", str(out), "--no-progress", "--no-plot"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed[printed.index("{"):])  # after the per-epoch log lines
+    assert report["curves"] is None  # --no-plot
+    written = [report[k] for k in ("symbol", "params", "metrics")]
+    assert sorted(os.path.basename(p) for p in written) == \
+        ["lenet-0001.params", "lenet-metrics.csv", "lenet-symbol.json"]
+    assert all(os.path.isfile(p) for p in written)
+    # resuming a run that is already complete trains nothing and says so
+    assert cli.main(args + ["--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing to train" in captured.out
+    report = json.loads(captured.out[captured.out.index("{"):])
+    assert report["params"] == written[1] and os.path.isfile(report["params"])
 
 
 def test_python_dash_m(tmp_path):
