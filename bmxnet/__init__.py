@@ -52,9 +52,10 @@ def kernel_path():
     return lib.bmxnet_kernel_path().decode()
 
 
-from . import ops  # noqa: E402  (needs the operators registered)
+from . import ops, shape_inference  # noqa: E402  (needs the operators registered)
 
 ops.install()
+shape_inference.install()
 
 from . import gluon, optimizer, quantizers  # noqa: E402  (optimizer registers 'bop')
 from . import model_zoo  # noqa: E402

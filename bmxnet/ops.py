@@ -7,32 +7,30 @@ variables. ``import bmxnet`` wraps ``QConvolution`` and ``QFullyConnected`` in `
 * inputs may be given by keyword (``weight=``, ``bias=``, ``weight_scale=``), and
 * in ``mx.sym`` missing parameter inputs become variables named ``<name>_weight``,
   ``<name>_bias`` …, so ``mx.sym.QConvolution(data, num_filter=64, kernel=(3, 3))`` works.
+  Each created variable carries a ``__shape__`` hint of known ndim (MXNet's shape inference
+  crashes on a Q-layer input of unknown ndim: :mod:`bmxnet.shape_inference`) and the hidden
+  attributes given with ``attr=`` (``lr_mult``, ``wd_mult``, ``ctx_group`` …), as the variables
+  that ``mx.sym.Convolution`` creates do.
 """
 import functools
 
 import mxnet as mx
 
+from .shape_inference import input_names, param_hints
+
 __all__ = ["install"]
 
 
-def _flag(value):
-    return str(value) in ("True", "true", "1")
-
-
-def _input_names(kwargs):
-    names = ["data", "weight"]
-    if not _flag(kwargs.get("no_bias", False)):
-        names.append("bias")
-    if _flag(kwargs.get("binarized_weights_only", False)) and \
-            kwargs.get("scaling_mode", "none") == "forward":
-        names.append("weight_scale")
-    return names
+def _hidden(attr):
+    """``attr=`` of a symbol call as hidden variable attributes: lr_mult -> __lr_mult__."""
+    return {(k if k.startswith("__") else "__%s__" % k): str(v) for k, v in (attr or {}).items()}
 
 
 def _wrap(raw, hint, symbolic):
     @functools.wraps(raw)
     def op(*args, **kwargs):
-        names = _input_names(kwargs)
+        op_name = raw.__name__
+        names = input_names(op_name, {k: str(v) for k, v in kwargs.items()})
         if len(args) > len(names):
             raise TypeError("%s takes the inputs %s, got %d positional inputs"
                             % (raw.__name__, ", ".join(names), len(args)))
@@ -45,7 +43,10 @@ def _wrap(raw, hint, symbolic):
         if not symbolic or "data" in missing:
             raise TypeError("%s is missing the input(s) %s" % (raw.__name__, ", ".join(missing)))
         name = mx.name.NameManager.current.get(kwargs.pop("name", None), hint)
-        inputs = [v if v is not None else mx.sym.var("%s_%s" % (name, n))
+        shapes = param_hints(op_name, {k: str(v) for k, v in kwargs.items()})
+        hidden = _hidden(kwargs.get("attr"))
+        inputs = [v if v is not None else
+                  mx.sym.var("%s_%s" % (name, n), shape=shapes.get(n), attr=dict(hidden))
                   for n, v in zip(names, inputs)]
         with mx.name.NameManager():  # `name` is final: no second prefix
             return raw(*inputs, name=name, **kwargs)

@@ -1,0 +1,401 @@
+"""Keeps MXNet's symbolic shape inference away from the crash in its custom-operator wrapper.
+
+MXNet 1.9.1 sizes the buffer it hands a library operator's ``inferShape`` by the sum of the input
+ndims, counting an input of unknown ndim as -1 (``../shared/LIBAPI_NOTES.md``, "Critical"). A Q-layer
+reached by shape inference with any input of unknown ndim therefore overruns the heap or writes
+through a null pointer: ``mx.sym.QFullyConnected(mx.sym.var('data'), num_hidden=10)
+.infer_shape(data=(2, 48))`` used to die with SIGSEGV, because the created weight and bias
+variables had no shape. bmxnet's defence has two layers:
+
+1. **Hints.** Every parameter variable of a Q-layer (weight, bias, weight_scale) gets a
+   ``__shape__`` attribute of known ndim, its unknown dimensions 0 (MXNet's legacy "unknown"):
+   the ``mx.sym`` wrappers create their variables with one (:mod:`bmxnet.ops`), the converter,
+   the legacy loader and the ONNX importer write them (:func:`add_shape_hints`), and
+   ``mx.sym.load`` / ``mx.sym.load_json`` add them to files that lack them (so
+   ``SymbolBlock.imports`` and ``Module.load`` are covered). Before MXNet infers shapes
+   (``infer_shape``, ``infer_shape_partial``, ``simple_bind``, ``Executor.reshape``) the graph
+   is hinted again, which covers variables a user made without a shape.
+2. **A probe.** A Q-layer's *data* (or a parameter computed by other operators) can still be of
+   unknown ndim, e.g. ``infer_shape_partial()`` with nothing known. Before the real inference
+   runs, MXNet infers the same graph with each Q-layer replaced by a Python ``Custom`` operator
+   (MXNet's Python custom-op wrapper handles unknown shapes safely) that computes the Q-layer's
+   output shape and records which inputs had a known ndim. Only when every Q-layer input is
+   known does the real inference run; otherwise ``infer_shape_partial`` returns the probe's
+   partial shapes, ``infer_shape`` returns ``(None, None, None)`` as MXNet does for an
+   incomplete graph, and ``simple_bind`` / ``reshape`` raise an ``MXNetError`` that names the
+   layer, its input and the argument shapes to give.
+
+Gluon's CachedOp (hybridized blocks) infers shapes from concrete arrays, so it never meets an
+unknown ndim; deferred initialisation goes through ``Symbol.infer_shape`` and is covered above.
+"""
+import json
+import threading
+
+import mxnet as mx
+from mxnet.base import MXNetError
+from mxnet.util import is_np_shape
+
+__all__ = ["add_shape_hints", "hinted", "check_inputs_known", "install", "Q_OPS"]
+
+Q_OPS = ("QConvolution", "QFullyConnected", "QActivation")
+WEIGHTED_OPS = ("QConvolution", "QFullyConnected")
+_PROBE_OP = "_bmxnet_shape_probe"
+_MAX_DIM = 2 ** 31 - 1
+
+
+# ------------------------------------------------------------------------------------------
+# Attributes of a json node
+# ------------------------------------------------------------------------------------------
+def _attrs(node):
+    """Operator attributes of a json node (``attrs``, or ``attr``/``param`` in old files)."""
+    out = {}
+    for key in ("param", "attr", "attrs"):
+        value = node.get(key)
+        if isinstance(value, dict):
+            out.update({str(k): str(v) for k, v in value.items()})
+    return out
+
+
+def _flag(value, default=False):
+    text = str(value).strip() if value is not None else ""
+    if text in ("True", "true", "1"):
+        return True
+    if text in ("False", "false", "0"):
+        return False
+    return default
+
+
+def _ints(value):
+    """Integers of '(3, 3)', '[3,3]', '3', '(3L, 3L)'; None when not a list of integers."""
+    text = str(value).strip()
+    if text[:1] in "([" and text[-1:] in ")]":
+        text = text[1:-1]
+    out = []
+    for item in text.split(","):
+        item = item.strip().rstrip("L")
+        if not item:
+            continue
+        try:
+            out.append(int(item))
+        except ValueError:
+            return None
+    return out
+
+
+def _size(value):
+    """A positive dimension from an attribute, or 0 (unknown) when it is missing or invalid."""
+    vals = _ints(value) if value is not None else None
+    if not vals or len(vals) != 1 or not 0 < vals[0] <= _MAX_DIM:
+        return 0
+    return vals[0]
+
+
+def _pair(value, default):
+    vals = _ints(value) if value is not None else None
+    if vals is None:
+        return None if value is not None else (default, default)
+    if len(vals) == 1:
+        vals = vals * 2
+    return tuple(vals) if len(vals) == 2 else None
+
+
+def input_names(op, attrs):
+    """Input names of a Q-operator for its attributes, in order."""
+    if op == "QActivation":
+        return ["data"]
+    names = ["data", "weight"]
+    if not _flag(attrs.get("no_bias"), False):
+        names.append("bias")
+    if _flag(attrs.get("binarized_weights_only"), False) and \
+            str(attrs.get("scaling_mode", "none")).strip() == "forward":
+        names.append("weight_scale")
+    return names
+
+
+def param_hints(op, attrs):
+    """``{input name: shape}`` hints of known ndim for a weighted Q-operator's parameters.
+
+    Dimensions the attributes do not fix are 0 (unknown, in MXNet's legacy shape semantics);
+    the operator's own shape inference fills them in.
+    """
+    packed = _flag(attrs.get("binarized_weights_only"), False)
+    if op == "QConvolution":
+        out = _size(attrs.get("num_filter"))
+        kernel = _pair(attrs.get("kernel"), 0) or (0, 0)
+        kh, kw = (k if 0 < k <= _MAX_DIM else 0 for k in kernel)
+        weight = (out, kh, kw, 0) if packed else (out, 0, kh, kw)
+    elif op == "QFullyConnected":
+        out = _size(attrs.get("num_hidden"))
+        weight = (out, 0)
+    else:
+        return {}
+    hints = {"weight": weight, "bias": (out,), "weight_scale": (out,)}
+    return {n: hints[n] for n in input_names(op, attrs) if n in hints}
+
+
+def _known_hint(text):
+    vals = _ints(text) if text is not None else None
+    return bool(vals)
+
+
+def _format_shape(shape):
+    unknown = -1 if is_np_shape() else 0
+    dims = [d if d else unknown for d in shape]
+    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def add_shape_hints(graph):
+    """Adds ``__shape__`` hints of known ndim to the Q-layers' parameter variables of a parsed
+    symbol json (``json.loads(sym.tojson())``); returns ``graph``, modified in place.
+
+    Variables that already have a hint of known ndim keep it. Every symbol json bmxnet writes
+    passes through here, so MXNet's shape inference never meets a Q-layer parameter of unknown
+    ndim (see the module docstring).
+    """
+    nodes = graph.get("nodes") if isinstance(graph, dict) else None
+    if not isinstance(nodes, list):
+        return graph
+    for node in nodes:
+        if not isinstance(node, dict) or node.get("op") not in WEIGHTED_OPS:
+            continue
+        attrs = _attrs(node)
+        names = input_names(node["op"], attrs)
+        hints = param_hints(node["op"], attrs)
+        for name, entry in zip(names, node.get("inputs") or []):
+            if name not in hints or not isinstance(entry, list) or not entry:
+                continue
+            src = entry[0]
+            if not isinstance(src, int) or not 0 <= src < len(nodes):
+                continue
+            var = nodes[src]
+            if not isinstance(var, dict) or var.get("op") != "null":
+                continue
+            key = "attrs" if "attrs" in var or "attr" not in var else "attr"
+            var_attrs = var.setdefault(key, {})
+            if not isinstance(var_attrs, dict) or _known_hint(_attrs(var).get("__shape__")):
+                continue
+            var_attrs["__shape__"] = _format_shape(hints[name])
+    return graph
+
+
+def _has_q_ops(text):
+    return any('"%s"' % op in text for op in Q_OPS)
+
+
+def hinted(sym):
+    """``sym`` itself when it holds no Q-layer or all its hints are there; else a copy whose
+    Q-layer parameter variables carry ``__shape__`` hints (see :func:`add_shape_hints`)."""
+    text = sym.tojson()
+    if not _has_q_ops(text):
+        return sym
+    graph = json.loads(text)
+    before = json.dumps(graph, sort_keys=True)
+    add_shape_hints(graph)
+    if json.dumps(graph, sort_keys=True) == before:
+        return sym
+    return _load_json_raw(json.dumps(graph))
+
+
+# ------------------------------------------------------------------------------------------
+# The probe: Q-layers replaced by a Python Custom operator that never crashes
+# ------------------------------------------------------------------------------------------
+_probe_lock = threading.Lock()
+_probe_seen = {}
+
+
+def _conv_out(data, attrs):
+    unknown = -1 if is_np_shape() else 0
+    if len(data) != 4:
+        return [unknown] * 4
+    kernel = _pair(attrs.get("kernel"), 0)
+    stride = _pair(attrs.get("stride"), 1)
+    dilate = _pair(attrs.get("dilate"), 1)
+    pad = _pair(attrs.get("pad"), 0)
+    out = [data[0], _size(attrs.get("num_filter")) or unknown, unknown, unknown]
+    if None in (kernel, stride, dilate, pad):
+        return out
+    for i in range(2):
+        size, k, s, d, p = data[2 + i], kernel[i], stride[i], dilate[i], pad[i]
+        if size > 0 and k > 0 and s > 0 and d > 0 and p >= 0:
+            span = d * (k - 1) + 1
+            if size + 2 * p >= span:
+                out[2 + i] = (size + 2 * p - span) // s + 1
+    return out
+
+
+def _dense_out(data, attrs):
+    unknown = -1 if is_np_shape() else 0
+    hidden = _size(attrs.get("num_hidden")) or unknown
+    if _flag(attrs.get("flatten"), True) or not data:
+        return [data[0] if data else unknown, hidden]
+    return list(data[:-1]) + [hidden]
+
+
+class _ProbeProp(mx.operator.CustomOpProp):
+    """Shape-only stand-in of a Q-layer; records which inputs reached it with a known ndim."""
+
+    def __init__(self, probe_op, probe_name, probe_inputs, probe_attrs):
+        super().__init__(need_top_grad=True)
+        self._op = probe_op
+        self._name = probe_name
+        self._count = int(probe_inputs)
+        self._attrs = json.loads(probe_attrs)
+
+    def list_arguments(self):
+        return ["in%d" % i for i in range(self._count)]
+
+    def infer_shape(self, in_shape):
+        known = [len(s) > 0 for s in in_shape]
+        seen = _probe_seen.setdefault(self._name, [False] * len(known))
+        _probe_seen[self._name] = [a or b for a, b in zip(seen, known)]
+        data = list(in_shape[0]) if in_shape else []
+        if not data:
+            out = []
+        elif self._op == "QConvolution":
+            out = _conv_out(data, self._attrs)
+        elif self._op == "QFullyConnected":
+            out = _dense_out(data, self._attrs)
+        else:
+            out = data
+        return in_shape, [out], []
+
+    def create_operator(self, ctx, in_shapes, in_dtypes):
+        raise MXNetError("bmxnet's shape probe is not an operator to run")
+
+
+mx.operator.register(_PROBE_OP)(_ProbeProp)
+
+
+def _probe_graph(graph):
+    """The graph with each Q-layer replaced by the probe (same inputs, same output count)."""
+    nodes = []
+    for node in graph["nodes"]:
+        if isinstance(node, dict) and node.get("op") in Q_OPS:
+            attrs = {k: v for k, v in _attrs(node).items() if not k.startswith("__")}
+            node = {"op": "Custom", "name": node.get("name", ""),
+                    "attrs": {"op_type": _PROBE_OP, "probe_op": node["op"],
+                              "probe_name": str(node.get("name", "")),
+                              "probe_inputs": str(len(node.get("inputs") or [])),
+                              "probe_attrs": json.dumps(attrs)},
+                    "inputs": node.get("inputs") or []}
+        nodes.append(node)
+    probe = dict(graph)
+    probe["nodes"] = nodes
+    return probe
+
+
+class _Unknown:
+    """What the probe found: Q-layer inputs of unknown ndim and the partial shapes."""
+
+    def __init__(self, missing, partial):
+        self.missing = missing        # [(op, layer name, input name)]
+        self.partial = partial        # (arg_shapes, out_shapes, aux_shapes) of the probe
+
+    def describe(self, sym):
+        op, name, inp = self.missing[0]
+        arg_shapes = self.partial[0] or []
+        unknown = [n for n, s in zip(sym.list_arguments(), arg_shapes) if not s]
+        text = "%s '%s': the shape of its input '%s' cannot be inferred from the shapes given" \
+               % (op, name, inp)
+        if len(self.missing) > 1:
+            text += " (nor %d more Q-layer inputs)" % (len(self.missing) - 1)
+        if unknown:
+            text += "; give the shapes of: %s" % ", ".join(unknown[:10])
+        return text
+
+
+def check_inputs_known(sym, args=(), kwargs=None):
+    """Runs the probe for ``sym`` with the argument shapes ``args`` (positional) or ``kwargs``.
+
+    Returns None when every Q-layer input has a known ndim (the real inference is safe), else
+    an object with ``missing`` (``[(op, layer, input)]``), ``partial`` (the probe's
+    ``infer_shape_partial`` result) and ``describe(sym)``. An inconsistency that MXNet finds
+    in another operator is raised as MXNet raises it.
+    """
+    text = sym.tojson()
+    if not _has_q_ops(text):
+        return None
+    graph = add_shape_hints(json.loads(text))
+    inputs = {}
+    for node in graph["nodes"]:
+        if isinstance(node, dict) and node.get("op") in Q_OPS:
+            inputs[str(node.get("name", ""))] = (node["op"], input_names(node["op"],
+                                                                         _attrs(node)))
+    probe = _load_json_raw(json.dumps(_probe_graph(graph)))
+    with _probe_lock:
+        _probe_seen.clear()
+        try:
+            partial = _ORIGINAL["infer_shape_impl"](probe, True, *args, **(kwargs or {}))
+            seen = dict(_probe_seen)
+        finally:
+            _probe_seen.clear()
+    missing = []
+    for name, (op, names) in inputs.items():
+        flags = seen.get(name)
+        if flags is None:
+            continue  # never asked: all its shapes were known
+        for i, ok in enumerate(flags):
+            if not ok:
+                missing.append((op, name, names[i] if i < len(names) else "input %d" % i))
+    return _Unknown(missing, partial) if missing else None
+
+
+# ------------------------------------------------------------------------------------------
+# Hooks on MXNet's entry points
+# ------------------------------------------------------------------------------------------
+_ORIGINAL = {}
+
+
+def _load_json_raw(text):
+    return _ORIGINAL.get("load_json", mx.sym.load_json)(text)
+
+
+def _infer_shape_impl(self, partial, *args, **kwargs):
+    sym = hinted(self)
+    unknown = check_inputs_known(sym, args, kwargs)
+    if unknown is None:
+        return _ORIGINAL["infer_shape_impl"](sym, partial, *args, **kwargs)
+    if partial:
+        return unknown.partial
+    return (None, None, None)
+
+
+def _simple_bind(self, ctx, *args, **kwargs):
+    sym = hinted(self)
+    shapes = {k: v for k, v in kwargs.items() if isinstance(v, tuple)}
+    unknown = check_inputs_known(sym, (), shapes)
+    if unknown is not None:
+        raise MXNetError("simple_bind: " + unknown.describe(sym))
+    return _ORIGINAL["simple_bind"](sym, ctx, *args, **kwargs)
+
+
+def _reshape(self, partial_shaping=False, allow_up_sizing=False, **kwargs):
+    unknown = check_inputs_known(self._symbol, (), kwargs)
+    if unknown is not None:
+        raise MXNetError("Executor.reshape: " + unknown.describe(self._symbol))
+    return _ORIGINAL["reshape"](self, partial_shaping, allow_up_sizing, **kwargs)
+
+
+def _load(fname):
+    return hinted(_ORIGINAL["load"](fname))
+
+
+def _load_json(json_str):
+    return hinted(_ORIGINAL["load_json"](json_str))
+
+
+def install():
+    """Installs the hooks (once per process)."""
+    if _ORIGINAL:
+        return
+    Symbol = mx.symbol.Symbol
+    _ORIGINAL.update(infer_shape_impl=Symbol._infer_shape_impl,
+                     simple_bind=Symbol.simple_bind,
+                     reshape=mx.executor.Executor.reshape,
+                     load=mx.symbol.symbol.load, load_json=mx.symbol.symbol.load_json)
+    Symbol._infer_shape_impl = _infer_shape_impl
+    Symbol.simple_bind = _simple_bind
+    mx.executor.Executor.reshape = _reshape
+    for module in (mx.symbol, mx.symbol.symbol):
+        module.load = _load
+        module.load_json = _load_json
