@@ -7,7 +7,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: demo test build bench clean
+.PHONY: demo test build bench clean fuzz
 
 $(DEPS): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ demo: build
 
 test: build
 	$(VPY) -m pytest -q tests
+
+# At least 1,000,000 executions of each fuzz target (tests/fuzz/run.py), two targets at a time
+# (one per core), within an hour; prints one FUZZ SUMMARY line per target. Findings and logs go
+# to build/fuzz/.
+fuzz: build
+	$(VPY) tests/fuzz/run.py campaign --runs 1000000 --jobs 2 --max-time 3300 --structured 0.1 --out build/fuzz
 
 bench: build
 	$(VPY) bench/bench_train_step.py

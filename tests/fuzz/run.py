@@ -46,6 +46,7 @@ sys.path.insert(0, HERE)
 
 TARGET_NAMES = ["params", "symbol_json", "convert", "onnx"]
 SIGNATURE_TAG = "BMXNET-FUZZ-SIGNATURE:"
+STATS_TAG = "BMXNET-FUZZ-STATS"
 
 
 def _import_readers(instrument):
@@ -93,11 +94,17 @@ def cmd_fuzz(args):
     known = _known(args.target)
     expected = target.expected
 
+    counts = {"accepted": 0, "refused": 0}
+    import atexit
+    atexit.register(lambda: sys.stderr.write(
+        "\n%s accepted=%d refused=%d\n" % (STATS_TAG, counts["accepted"], counts["refused"])))
+
     def test_one_input(data):
         try:
             target.run(bytes(data))
+            counts["accepted"] += 1
         except expected:
-            pass
+            counts["refused"] += 1
         except Exception as err:  # a finding, unless this campaign has it already
             sig = signature(err)
             if sig in known:
@@ -176,14 +183,16 @@ def _kind(log, rc):
 class TargetRun:
     """The state of one target during a campaign."""
 
-    def __init__(self, name, out, runs, seed, time_share, max_restarts, extra):
+    def __init__(self, name, out, runs, seed, time_share, max_restarts, extra, structured):
         self.name, self.runs, self.seed, self.extra = name, runs, seed, extra
+        self.structured = structured
         self.time_share, self.max_restarts = time_share, max_restarts
         self.corpus = os.path.join(out, "corpus", name)
         self.findings = os.path.join(out, "findings", name)
         self.known = os.path.join(out, "known-%s.txt" % name)
         self.logdir = os.path.join(out, "logs")
-        self.executions = self.seconds = 0
+        self.executions = self.seconds = self.cpu = 0
+        self.accepted = self.refused = 0
         self.crashes = []  # (kind, artifact path)
         self.restarts = 0
         self.proc = None
@@ -205,6 +214,9 @@ class TargetRun:
                "-artifact_prefix=%s/" % self.findings, "-print_pcs=0", "-reload=0"]
         cmd += self.extra + [self.corpus]
         env = dict(os.environ, BMXNET_FUZZ_KNOWN=self.known, PYTHONHASHSEED="0")
+        env.setdefault("OMP_NUM_THREADS", "1")  # one core per target; no OpenMP spinning
+        if self.structured is not None:
+            env["BMXNET_FUZZ_STRUCTURED"] = str(self.structured)
         self.t0 = time.time()
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.logf, stderr=subprocess.STDOUT,
@@ -212,14 +224,20 @@ class TargetRun:
 
     def poll(self):
         """True when the child ended (and the target is either restarted or done)."""
-        rc = self.proc.poll()
-        if rc is None:
+        pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+        if pid == 0:
             return False
+        rc = os.waitstatus_to_exitcode(status)
         self.logf.close()
         self.seconds += time.time() - self.t0
+        self.cpu += usage.ru_utime + usage.ru_stime
         with open(self.log, errors="replace") as f:
             log = f.read()
         self.executions += _executions(log)
+        stats = re.findall(STATS_TAG + r" accepted=(\d+) refused=(\d+)", log)
+        if stats:
+            self.accepted += int(stats[-1][0])
+            self.refused += int(stats[-1][1])
         if rc != 0:
             kind = _kind(log, rc)
             artifacts = [p for p in _ARTIFACT.findall(log) if os.path.exists(p)]
@@ -245,10 +263,13 @@ class TargetRun:
     def summary(self):
         kinds = sorted({k for k, _ in self.crashes})
         rate = self.executions / self.seconds if self.seconds else 0
+        cpu_rate = self.executions / self.cpu if self.cpu else 0
         return ("FUZZ SUMMARY target=%s executions=%d crashes=%d distinct=%d execs_per_s=%.0f "
-                "seconds=%.0f reached=%s%s" % (
-                    self.name, self.executions, len(self.crashes), len(kinds), rate,
-                    self.seconds, "yes" if self.executions >= self.runs else "no",
+                "execs_per_cpu_s=%.0f seconds=%.0f cpu_seconds=%.0f accepted=%d refused=%d "
+                "reached=%s%s" % (
+                    self.name, self.executions, len(self.crashes), len(kinds), rate, cpu_rate,
+                    self.seconds, self.cpu, self.accepted, self.refused,
+                    "yes" if self.executions >= self.runs else "no",
                     (" note=%r" % self.note) if self.note else ""))
 
 
@@ -264,8 +285,8 @@ def cmd_campaign(args):
     # Each target gets the same share of the wall-clock budget, times the parallel jobs.
     share = args.max_time * args.jobs / max(1, len(names)) if args.max_time else 10 ** 9
     extra = ["-%s" % e.lstrip("-") for e in (args.libfuzzer or [])]
-    pending = [TargetRun(n, out, args.runs, args.seed, share, args.max_restarts, extra)
-               for n in names]
+    pending = [TargetRun(n, out, args.runs, args.seed, share, args.max_restarts, extra,
+                         args.structured) for n in names]
     running, finished = [], []
     print("fuzz campaign: targets %s, %d runs each, seed %d, %d at a time, out %s"
           % (",".join(names), args.runs, args.seed, args.jobs, out), flush=True)
@@ -314,6 +335,10 @@ def main(argv=None):
     p.add_argument("--out", default="")
     p.add_argument("--fresh", action="store_true", help="delete OUT first")
     p.add_argument("--libfuzzer", action="append", help="extra libFuzzer flag, e.g. timeout=5")
+    p.add_argument("--structured", type=float, default=None,
+                   help="share of mutations that are structure-aware (default 0.75): they keep "
+                        "the input valid and reach deep (slow) code; the rest are libFuzzer's "
+                        "byte mutations, mostly refused early (fast)")
     args = parser.parse_args(argv)
     return {"fuzz": cmd_fuzz, "replay": cmd_replay, "seeds": cmd_seeds,
             "campaign": cmd_campaign}[args.cmd](args)
