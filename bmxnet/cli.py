@@ -367,14 +367,15 @@ def _run_stage(net, ds, ctx, trainer, epochs, out_dir, prefix, stage, history, s
     return path
 
 
-def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=None,
+def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=None,
           hparams_set=None, recipe=None, epochs=None, batch_size=None, out_dir="checkpoints",
           prefix=None, resume=False, num_train=None, num_val=None, seed=0, model_kwargs=None,
           progress=True, plot=True, kvstore="device", log=print):
     """Trains a model of the zoo on a data set; the Python form of ``bmxnet train``.
 
     ``epochs`` and ``batch_size`` default to the hyperparameters' ``epochs`` / ``batch_size``,
-    then to 10 and 64.
+    then to 10 and 64; ``optimizer`` to the recipe's, to bop with a Bop hyperparameter set, else
+    adam.
 
     Returns
     -------
@@ -394,19 +395,25 @@ def train(model, *, dataset="digits", data_dir=None, optimizer="adam", hparams=N
         if recipe not in RECIPES:
             raise UsageError("unknown recipe %r; choose one of %s" % (recipe, sorted(RECIPES)))
         r = RECIPES[recipe]
+        if optimizer not in (None, r["optimizer"]):
+            raise UsageError("recipe %r trains with %s: leave out --optimizer %s"
+                             % (recipe, r["optimizer"], optimizer))
         optimizer = r["optimizer"]
         hparams_set = hparams_set or r["hparams_set"]
-    if optimizer not in DEFAULT_LR:
-        raise UsageError("optimizer must be one of %s, got %r" % (sorted(DEFAULT_LR), optimizer))
     hp = {}
     if hparams_set is not None:
         if hparams_set not in HPARAM_SETS:
             raise UsageError("unknown hparams set %r; choose one of %s"
                              % (hparams_set, sorted(HPARAM_SETS)))
-        if hparams_set.startswith("bop") and optimizer != "bop":
-            log("hparams set %r is Bop's: using --optimizer bop" % hparams_set)
+        if hparams_set.startswith("bop"):
+            if optimizer not in (None, "bop"):
+                raise UsageError("hparams set %r is Bop's: use it with --optimizer bop, not %s"
+                                 % (hparams_set, optimizer))
             optimizer = "bop"
         hp.update(HPARAM_SETS[hparams_set])
+    optimizer = "adam" if optimizer is None else optimizer
+    if optimizer not in DEFAULT_LR:
+        raise UsageError("optimizer must be one of %s, got %r" % (sorted(DEFAULT_LR), optimizer))
     hp.update(hparams or {})
     check_hparams(hp)
     batch_size = hp.get("batch_size", 64) if batch_size is None else batch_size
@@ -543,7 +550,8 @@ def build_parser():
     t.add_argument("model", help="model name, e.g. lenet, binarynet, birealnet18_cifar")
     t.add_argument("--dataset", default="digits", choices=DATASETS)
     t.add_argument("--data-dir", default=None, help="folder with the data set's files")
-    t.add_argument("--optimizer", default="adam", choices=sorted(DEFAULT_LR))
+    t.add_argument("--optimizer", default=None, choices=sorted(DEFAULT_LR),
+                   help="default: the recipe's; bop with a Bop --hparams-set; else adam")
     t.add_argument("--hparams", default="", help="k=v,k=v overrides (Python literals)")
     t.add_argument("--hparams-set", default=None, choices=sorted(HPARAM_SETS))
     t.add_argument("--recipe", default=None, choices=sorted(RECIPES))

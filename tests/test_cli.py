@@ -222,6 +222,8 @@ USAGE_ERRORS = [
     (["--model-kwargs", "hidden=abc"], "hidden='abc'"),
     (["--model-kwargs", "channels=(0,0)"], "channels=(0, 0)"),
     (["--prefix", "sub/lenet"], "prefix must be a file name"),
+    (["--recipe", "bireal", "--optimizer", "sgd"], "recipe 'bireal' trains with adam"),
+    (["--hparams-set", "bop", "--optimizer", "adam"], "hparams set 'bop' is Bop's"),
     (["--dataset", "mnist"], "needs --data-dir"),
     (["--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'"),
     (["--epochs", "two"], "argument --epochs"),
