@@ -95,11 +95,17 @@ def cmd_fuzz(args):
     expected = target.expected
 
     counts = {"accepted": 0, "refused": 0}
-    import atexit
-    atexit.register(lambda: sys.stderr.write(
-        "\n%s accepted=%d refused=%d\n" % (STATS_TAG, counts["accepted"], counts["refused"])))
+    stats_path = os.environ.get("BMXNET_FUZZ_STATS")
+
+    def save_stats():  # libFuzzer ends the process with exit(): no atexit, so save as we go
+        if stats_path:
+            with open(stats_path, "w") as f:
+                f.write("%s accepted=%d refused=%d\n"
+                        % (STATS_TAG, counts["accepted"], counts["refused"]))
 
     def test_one_input(data):
+        if (counts["accepted"] + counts["refused"]) % 256 == 0:
+            save_stats()
         try:
             target.run(bytes(data))
             counts["accepted"] += 1
@@ -180,11 +186,33 @@ def _kind(log, rc):
     return "exit code %d" % rc
 
 
+RSS_LIMIT_MB = 2048
+
+
+def _replay_peak_mb(target, artifact):
+    """Peak RSS (MB) of replaying one input in a fresh process, or None when it fails."""
+    if artifact == "-" or not os.path.exists(artifact):
+        return None
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (16 << 30, 16 << 30))
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "run.py"), "replay", target,
+                             artifact], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=limit)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return None
+    return usage.ru_maxrss / 1024
+
+
 class TargetRun:
     """The state of one target during a campaign."""
 
-    def __init__(self, name, out, runs, seed, time_share, max_restarts, extra, structured):
+    def __init__(self, name, out, runs, seed, time_share, max_restarts, extra, structured,
+                 chunk=300):
         self.name, self.runs, self.seed, self.extra = name, runs, seed, extra
+        self.chunk = chunk
         self.structured = structured
         self.time_share, self.max_restarts = time_share, max_restarts
         self.corpus = os.path.join(out, "corpus", name)
@@ -194,7 +222,9 @@ class TargetRun:
         self.executions = self.seconds = self.cpu = 0
         self.accepted = self.refused = 0
         self.crashes = []  # (kind, artifact path)
-        self.restarts = 0
+        self.restarts = 0  # after findings
+        self.session = 0  # every child, also the planned restarts after a chunk
+        self.memory_notes = []
         self.proc = None
         self.done = False
         self.note = ""
@@ -207,13 +237,17 @@ class TargetRun:
             seeds.write_seeds(self.name, self.corpus)
         remaining = self.runs - self.executions
         budget = max(1, int(self.time_share - self.seconds))
-        self.log = os.path.join(self.logdir, "%s-%d.log" % (self.name, self.restarts))
+        self.log = os.path.join(self.logdir, "%s-%d.log" % (self.name, self.session))
         cmd = [sys.executable, os.path.join(HERE, "run.py"), "fuzz", self.name,
-               "-runs=%d" % remaining, "-seed=%d" % (self.seed + self.restarts),
-               "-max_total_time=%d" % budget, "-print_final_stats=1",
+               "-runs=%d" % remaining, "-seed=%d" % (self.seed + self.session),
+               "-max_total_time=%d" % min(budget, self.chunk), "-print_final_stats=1",
+               "-rss_limit_mb=%d" % RSS_LIMIT_MB,
                "-artifact_prefix=%s/" % self.findings, "-print_pcs=0", "-reload=0"]
         cmd += self.extra + [self.corpus]
-        env = dict(os.environ, BMXNET_FUZZ_KNOWN=self.known, PYTHONHASHSEED="0")
+        self.stats = os.path.join(self.logdir, "%s-%d.stats" % (self.name, self.session))
+        self.session += 1
+        env = dict(os.environ, BMXNET_FUZZ_KNOWN=self.known, PYTHONHASHSEED="0",
+                   BMXNET_FUZZ_STATS=self.stats)
         env.setdefault("OMP_NUM_THREADS", "1")  # one core per target; no OpenMP spinning
         if self.structured is not None:
             env["BMXNET_FUZZ_STRUCTURED"] = str(self.structured)
@@ -234,7 +268,10 @@ class TargetRun:
         with open(self.log, errors="replace") as f:
             log = f.read()
         self.executions += _executions(log)
-        stats = re.findall(STATS_TAG + r" accepted=(\d+) refused=(\d+)", log)
+        stats = []
+        if os.path.isfile(self.stats):
+            with open(self.stats) as f:
+                stats = re.findall(STATS_TAG + r" accepted=(\d+) refused=(\d+)", f.read())
         if stats:
             self.accepted += int(stats[-1][0])
             self.refused += int(stats[-1][1])
@@ -244,7 +281,17 @@ class TargetRun:
             artifact = artifacts[-1] if artifacts else "-"
             if artifact != "-":
                 shutil.copy(self.log, artifact + ".log")
-            self.crashes.append((kind, artifact))
+            peak = _replay_peak_mb(self.name, artifact) if kind == "out-of-memory" else None
+            if peak is not None and peak < RSS_LIMIT_MB / 2:
+                # Not this input: MXNet's memory grew over the run (it keeps some memory per
+                # symbol call). Noted, not a crash; the child restarts fresh on the corpus.
+                self.memory_notes.append("rss over %d MB after %d executions; the input alone "
+                                         "peaks at %d MB" % (RSS_LIMIT_MB, _executions(log), peak))
+                os.rename(artifact, artifact.replace("oom-", "growth-"))
+                kind = None
+            else:
+                self.crashes.append((kind, artifact))
+        if rc != 0 and kind is not None:
             if kind.startswith("python: "):
                 with open(self.known, "a") as f:
                     f.write(kind[len("python: "):] + "\n")
@@ -255,6 +302,9 @@ class TargetRun:
             if self.executions < self.runs and self.seconds < self.time_share - 5:
                 self.start()
                 return False
+        elif self.executions < self.runs and self.seconds < self.time_share - 5:
+            self.start()  # end of a chunk (or of a memory-growth stop): a fresh process
+            return False
         self.done = True
         if self.executions < self.runs:
             self.note = self.note or "time share used up (%ds)" % self.seconds
@@ -270,7 +320,8 @@ class TargetRun:
                     self.name, self.executions, len(self.crashes), len(kinds), rate, cpu_rate,
                     self.seconds, self.cpu, self.accepted, self.refused,
                     "yes" if self.executions >= self.runs else "no",
-                    (" note=%r" % self.note) if self.note else ""))
+                    (" note=%r" % self.note) if self.note else "")) + \
+            ("".join("\nFUZZ MEMORY target=%s %s" % (self.name, m) for m in self.memory_notes))
 
 
 def cmd_campaign(args):
@@ -286,7 +337,7 @@ def cmd_campaign(args):
     share = args.max_time * args.jobs / max(1, len(names)) if args.max_time else 10 ** 9
     extra = ["-%s" % e.lstrip("-") for e in (args.libfuzzer or [])]
     pending = [TargetRun(n, out, args.runs, args.seed, share, args.max_restarts, extra,
-                         args.structured) for n in names]
+                         args.structured, args.chunk) for n in names]
     running, finished = [], []
     print("fuzz campaign: targets %s, %d runs each, seed %d, %d at a time, out %s"
           % (",".join(names), args.runs, args.seed, args.jobs, out), flush=True)
@@ -332,6 +383,9 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--max-time", type=int, default=0, help="wall-clock budget in seconds")
     p.add_argument("--max-restarts", type=int, default=20)
+    p.add_argument("--chunk", type=int, default=300,
+                   help="seconds per child process: MXNet's memory grows with every symbol "
+                        "call, so a long campaign runs in fresh processes on the shared corpus")
     p.add_argument("--out", default="")
     p.add_argument("--fresh", action="store_true", help="delete OUT first")
     p.add_argument("--libfuzzer", action="append", help="extra libFuzzer flag, e.g. timeout=5")

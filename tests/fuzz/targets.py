@@ -107,6 +107,8 @@ def run_convert(data):
                                                   source=params_path)
     # Accepted: the converted model must run wherever the original runs, with the same outputs.
     shape = graph.guess_data_shape(sym, g, arg_params, aux_params)
+    if isinstance(shape, tuple) and len(shape) == 2 and not isinstance(shape[1], int):
+        shape = shape[0]  # bmxnet.graph returns (shape, None) or (None, reason)
     if shape is None or math.prod(shape) > 1 << 16 or not _runs(sym, arg_params, aux_params,
                                                                   shape):
         return
