@@ -153,6 +153,12 @@ def _prod(shape):
     return n
 
 
+def _error_line(err):
+    """The line of an MXNet error message that says what went wrong (its last)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
 def _has_mac_nodes(sym, outside):
     return any(n["op"] in _CONV_OPS + _DENSE_OPS and n["name"] not in outside
                for n in json.loads(sym.tojson())["nodes"])
@@ -173,7 +179,7 @@ def _graph_rows(block_name, out, outside, input_shape, seen_params):
         arg_shapes, out_shapes, aux_shapes = internals.infer_shape(data=tuple(input_shape))
     except mx.base.MXNetError as e:
         raise ValueError("%s does not take input %s: %s"
-                         % (block_name, tuple(input_shape), _graph._last_line(e))) from None
+                         % (block_name, tuple(input_shape), _error_line(e))) from None
     if out_shapes is None:
         raise ValueError("could not infer the shapes of %s for input %s"
                          % (block_name, tuple(input_shape)))
@@ -207,18 +213,16 @@ def _graph_rows(block_name, out, outside, input_shape, seen_params):
             if src["op"] != "null" or src["name"] in outside or src["name"] in seen_params:
                 continue  # data, or a parameter counted already (shared, or of another row)
             seen_params.add(src["name"])
-            shape = shapes.get(src["name"]) or ()
-            n = _prod(shape)
+            n = _prod(shapes.get(src["name"]) or ())
             b = weight_bits if (q is not None and pos == 1) else 32
             if q is not None and pos == 1 and q.packed:
-                # packed words: (O, kh, kw, words) or (O, words) int64 holding O * K sign bits
-                words = n
-                n = q.num_out * (_prod(data_shape[1:]) if not q.conv else
-                                 data_shape[1] // q.num_group * _prod(q.kernel))
-                if not q.conv and not q.flatten:
-                    n = q.num_out * data_shape[-1]
-                p1 += n
-                bits += words * 64
+                # n int64 words, (O, kh, kw, words) or (O, words), holding O x K weight signs
+                if q.conv:
+                    k = data_shape[1] // q.num_group * _prod(q.kernel)
+                else:
+                    k = _prod(data_shape[1:]) if q.flatten else data_shape[-1]
+                p1 += q.num_out * k
+                bits += n * 64
                 continue
             if b == 1:
                 p1 += n
@@ -293,7 +297,7 @@ def summary(net, input_shape, *, print_fn=print):
         net(mx.sym.var("data"))
     except (TypeError, ValueError, AssertionError) as e:
         raise ValueError("summary traces %s with one input named 'data', which it does not "
-                         "take: %s" % (net.name, _graph._last_line(e))) from None
+                         "take: %s" % (net.name, _error_line(e))) from None
     finally:
         for h in handles:
             h.detach()
@@ -303,7 +307,7 @@ def summary(net, input_shape, *, print_fn=print):
         arg_shapes, out_shapes, aux_shapes = group.infer_shape(data=tuple(input_shape))
     except mx.base.MXNetError as e:
         raise ValueError("%s does not take input %s: %s"
-                         % (net.name, tuple(input_shape), _graph._last_line(e))) from None
+                         % (net.name, tuple(input_shape), _error_line(e))) from None
     if out_shapes is None:
         raise ValueError("could not infer the shapes of %s for input %s"
                          % (net.name, tuple(input_shape)))
