@@ -270,3 +270,64 @@ def test_float_path_in_chunks_of_images():
         outs.append(np.load(path))
         os.remove(path)
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+def _pack_runs(a):
+    """Independent packer: signs along the last axis into int64 words, bit j of word w is element
+    64*w + j (1 for >= 0), unused high bits 0 (the convention of operators/kernels/bmx_kernels.h)."""
+    a = np.asarray(a, np.float32)
+    n = a.shape[-1]
+    words = (n + 63) // 64
+    bits = np.zeros(a.shape[:-1] + (words * 64,), np.uint8)
+    bits[..., :n] = a >= 0
+    return np.packbits(bits, axis=-1, bitorder="little").view("<u8").view(np.int64)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("scaling", [False, True])
+def test_qconvolution_packed_weights(rng, case, scaling):
+    """binarized_weights_only: packed words (O, kh, kw, ceil(C/g/64)) with in_channels = C give
+    the float emulation exactly; weight_scale is an input under scaling_mode='forward'."""
+    x, w, b = _conv_data(rng, case)
+    _, C, _, _, O, k, s, p, d, g, _ = case
+    words = _pack_runs(np.transpose(w, (0, 2, 3, 1)))
+    args = [mx.nd.array(x), mx.nd.array(words, dtype="int64")]
+    args += [mx.nd.array(b)] if b is not None else []
+    args += [mx.nd.array(ref.channel_scale(w))] if scaling else []
+    got = mx.nd.QConvolution(*args, num_filter=O, kernel=k, stride=s, pad=p, dilate=d,
+                             num_group=g, no_bias=b is None, binarized_weights_only=True,
+                             in_channels=C, scaling_mode="forward" if scaling else "none")
+    want = _conv_expected(x, w, b, case, 1, 1, scaling=scaling)
+    np.testing.assert_array_equal(got.asnumpy(), want)
+
+
+@pytest.mark.parametrize("shape,num_hidden,flatten", [((3, 70), 5, True), ((2, 3, 4, 5), 7, True),
+                                                      ((2, 3, 129), 64, False)])
+def test_qfullyconnected_packed_weights(rng, shape, num_hidden, flatten):
+    """binarized_weights_only: packed words (num_hidden, ceil(in_units/64)) with in_units = the
+    input features after flattening give the float emulation exactly."""
+    x = rng.randn(*shape).astype(np.float32)
+    x.flat[0] = 0.0
+    x2 = x.reshape(shape[0], -1) if flatten else x.reshape(-1, shape[-1])
+    w = rng.randn(num_hidden, x2.shape[1]).astype(np.float32)
+    b = rng.randn(num_hidden).astype(np.float32)
+    got = mx.nd.QFullyConnected(mx.nd.array(x), mx.nd.array(_pack_runs(w), dtype="int64"),
+                                mx.nd.array(b), num_hidden=num_hidden, flatten=flatten,
+                                binarized_weights_only=True, in_units=x2.shape[1]).asnumpy()
+    dot = ref.quantize_act(x2, 1).astype(np.float64) @ ref.quantize_weight(w, 1).T
+    want = dot.astype(np.float32) + b
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_in_channels_and_in_units_with_float_weights(rng):
+    """With float weights in_channels / in_units are optional; given, they change nothing."""
+    case = CONV_CASES[2]
+    x, w, b = _conv_data(rng, case)
+    got = _conv(x, w, b, case, in_channels=case[1]).asnumpy()
+    np.testing.assert_array_equal(got, _conv(x, w, b, case).asnumpy())
+    np.testing.assert_array_equal(got, _conv_expected(x, w, b, case, 1, 1))
+    xf = rng.randn(2, 3, 10).astype(np.float32)
+    wf = rng.randn(4, 30).astype(np.float32)
+    got = _fc(xf, wf, None, 4, in_units=30).asnumpy()
+    want = (ref.quantize_act(xf.reshape(2, 30), 1) @ ref.quantize_weight(wf, 1).T)
+    np.testing.assert_array_equal(got, want.astype(np.float32))
