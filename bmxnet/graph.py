@@ -148,6 +148,7 @@ _LIST_MAGIC = 0x112
 _V1_MAGIC, _V2_MAGIC, _V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 _MAX_NDIM = 32
 _DEVICE_TYPES = (1, 2, 3, 5)  # cpu, gpu, cpu_pinned, cpu_shared
+_MIN_ARRAY_BYTES = 20  # the smallest array: pre-1.0 ndim 1, one dim, context, dtype, no data
 
 
 class ArrayInfo:
@@ -233,7 +234,10 @@ def _index(f, size, source):
     if magic != _LIST_MAGIC:
         r.fail("it does not start with MXNet's NDArray list magic number 0x112")
     (count,) = r.take("<Q", "the array count")
-    arrays = [_read_array(r, k) for k in range(count)]  # each takes >= 4 bytes: count is bounded
+    if count * _MIN_ARRAY_BYTES > r.size - r.pos:
+        r.fail("it claims %d arrays, but only %d bytes follow (an array header alone takes %d)"
+               % (count, r.size - r.pos, _MIN_ARRAY_BYTES))
+    arrays = [_read_array(r, k) for k in range(count)]
     (n_names,) = r.take("<Q", "the name count")
     if n_names not in (0, count):
         r.fail("it holds %d arrays but %d names" % (count, n_names))
@@ -786,13 +790,14 @@ def guess_data_shape(sym, graph, arg_params, aux_params, batch=1):
         bad = shape_mismatches(sym, {data[0]: shape}, known, known_aux)
         if not bad:
             return shape, None
-        if bad[0][0] is not None and (best is None or len(bad) < len(best[1])):
+        if best is None or (bad[0][0] is not None and
+                            (best[1][0][0] is None or len(bad) < len(best[1]))):
             best = (shape, bad)
-    if best is None:
-        return None, "no usual input size fits its weights"
     name, inferred, given = best[1][0]
-    return None, ("no usual input size fits its weights (for %s, the parameter '%s' should "
-                  "have shape %s but has %s)" % (best[0], name, inferred, given))
+    if name is None:
+        return None, "no usual input size fits its weights (for %s: %s)" % (best[0], inferred)
+    return None, ("no usual input size fits its weights (for %s, '%s'%s should have shape %s "
+                  "but has %s)" % (best[0], name, _user(graph, name), inferred, given))
 
 
 def _user(graph, name):

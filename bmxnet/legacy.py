@@ -453,7 +453,9 @@ def _map_q_layer(layer, node, attrs, nodes, args, model, packed_args, float_args
     outs = []
     for n_table, table in enumerate(tables):
         use_packed = packed and n_table != 1
-        wshape = tuple(words.shape) if use_packed else tuple(signs.shape)
+        # Float weights: the input size is left to shape inference (0 = unknown), so that a
+        # weight decoded to another channel count than the layer receives is a shape mismatch.
+        wshape = tuple(words.shape) if use_packed else (num_out, 0) + tuple(signs.shape[2:])
         weight = mx.sym.var(wname, shape=wshape, dtype="int64" if use_packed else "float32")
         data = entry_of(table, inputs[0])
         common = dict(no_bias=True, act_bit=1, weight_bit=1, binarized_weights_only=use_packed,
