@@ -54,6 +54,7 @@ from mxnet import autograd, gluon
 from . import model_zoo
 from . import optimizer as bopt
 from .data import DATASETS, DataError, get_dataset
+from .graph import ConversionError, read_params_file
 
 __all__ = ["main", "train", "build_parser", "HPARAM_SETS", "RECIPES", "parse_hparams",
            "check_hparams", "run_preset", "UsageError"]
@@ -262,13 +263,21 @@ def _latest_checkpoint(out_dir, prefix):
 
 
 def _load_export(net, path, ctx):
-    loaded = mx.nd.load(path)
+    try:  # the .params header is checked before MXNet's reader sees it
+        loaded = read_params_file(path)
+    except ConversionError as e:
+        raise DataError("cannot resume from %s: %s" % (path, e)) from None
     params = net.collect_params()
     missing = set(params.keys())
     for k, v in loaded.items():
         name = k.split(":", 1)[1] if ":" in k else k
         if name in params:
-            params[name].set_data(v.as_in_context(ctx))
+            try:
+                params[name].set_data(v.as_in_context(ctx))
+            except (AssertionError, mx.base.MXNetError) as e:
+                raise DataError("checkpoint %s: %s has shape %s, the model needs %s; was it "
+                                "written for another model?" % (path, name, v.shape,
+                                                                params[name].shape)) from None
             missing.discard(name)
     if missing:
         raise DataError("checkpoint %s lacks %s; was it written for another model?"
@@ -278,14 +287,20 @@ def _load_export(net, path, ctx):
 def _read_history(path):
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for k, v in r.items():
-            if k == "epoch":
-                r[k] = int(float(v))
-            elif k != "stage":
-                r[k] = float(v) if v not in ("", None) else float("nan")
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            if set(r) != set(FIELDS):
+                raise ValueError("its columns are not %s" % ",".join(FIELDS))
+            for k, v in r.items():
+                if k == "epoch":
+                    r[k] = int(float(v))
+                elif k != "stage":
+                    r[k] = float(v) if v not in ("", None) else float("nan")
+    except (ValueError, TypeError, csv.Error, UnicodeDecodeError) as e:
+        raise DataError("cannot resume: %s is not a metrics file written by bmxnet train (%s); "
+                        "move it away or train without --resume" % (path, e)) from None
     return rows
 
 
@@ -435,6 +450,10 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
         raise UsageError("unknown dataset %r; choose one of %s" % (dataset, ", ".join(DATASETS)))
     if dataset != "digits" and not data_dir:
         raise UsageError("dataset %r needs --data-dir (the folder with its files)" % dataset)
+    two_step = recipe is not None and RECIPES[recipe].get("two_step")
+    if two_step and epochs < 2:
+        raise UsageError("recipe %r trains in two steps of half the epochs each: --epochs must "
+                         "be >= 2, got %d" % (recipe, epochs))
     mx.random.seed(seed)
     np.random.seed(seed)
     ctx = mx.cpu()
@@ -442,7 +461,6 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
                      seed=seed)
     steps = len(ds.train) if hasattr(ds.train, "__len__") else \
         max(1, (ds.num_train or batch_size) // batch_size)
-    two_step = recipe is not None and RECIPES[recipe].get("two_step")
     kw = _model_kwargs(model, ds, model_kwargs)
     history = _read_history(os.path.join(out_dir, "%s-metrics.csv" % prefix)) if resume else []
 
@@ -481,7 +499,12 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
             _load_export(net, os.path.join(out_dir, "%s-%04d.params" % (pfx, done)), ctx)
             states = os.path.join(out_dir, "%s-%04d.states" % (pfx, done))
             if os.path.exists(states):
-                trainer.load_states(states)
+                try:
+                    trainer.load_states(states)
+                except Exception as e:  # a pickle or MXNet error from a damaged file
+                    raise DataError("cannot resume from %s: %s (%s); delete it to resume with "
+                                    "fresh optimizer state" % (states, type(e).__name__,
+                                                               _first_line(e))) from None
             log("resumed %s from epoch %d" % (pfx, done))
             if done >= n_epochs:
                 log("%s: the checkpoint already has epoch %d of %d; nothing to train"

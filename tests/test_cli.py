@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -223,6 +224,7 @@ USAGE_ERRORS = [
     (["--model-kwargs", "channels=(0,0)"], "channels=(0, 0)"),
     (["--prefix", "sub/lenet"], "prefix must be a file name"),
     (["--recipe", "bireal", "--optimizer", "sgd"], "recipe 'bireal' trains with adam"),
+    (["--recipe", "bireal", "--epochs", "1"], "--epochs must be >= 2"),
     (["--hparams-set", "bop", "--optimizer", "adam"], "hparams set 'bop' is Bop's"),
     (["--dataset", "mnist"], "needs --data-dir"),
     (["--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'"),
@@ -286,6 +288,36 @@ def test_input_errors_exit_1(tmp_path, capsys):
                    "--num-train", "32", "--num-val", "16", "--no-progress", "--no-plot"])
     err = capsys.readouterr().err
     assert rc == 1 and "lacks" in err and "Traceback" not in err, err
+    # ... a damaged one (an ndim field of 0xFFFFFFFF: MXNet's own reader would crash), one with
+    # the right names but other shapes, damaged optimizer states, a damaged metrics file
+    good = tmp_path / "good"
+    assert cli.main(["train", "lenet", "--out-dir", str(good), "--epochs", "1", "--num-train",
+                     "32", "--num-val", "16", "--no-progress", "--no-plot"]) == 0
+    capsys.readouterr()
+    params = (good / "lenet-0001.params").read_bytes()
+    # list magic, reserved, count (8 bytes each); the first array: magic, storage type, ndim
+    assert struct.unpack("<QQQIiI", params[:36])[0::3] == (0x112, 0xF993FAC9)
+    cases = {"lenet-0001.params": params[:32] + b"\xff\xff\xff\xff" + params[36:],
+             "lenet-0001.states": b"not a pickle",
+             "lenet-metrics.csv": b"epoch,loss\n1,abc\n"}
+    for name, damaged in cases.items():
+        case = tmp_path / ("case-" + name)
+        shutil.copytree(str(good), str(case))
+        (case / name).write_bytes(damaged)
+        proc = run_snippet("from bmxnet import cli\nsys.exit(cli.main(%r))" % [
+            "train", "lenet", "--out-dir", str(case), "--epochs", "2", "--resume", "--num-train",
+            "32", "--num-val", "16", "--no-progress", "--no-plot"])
+        assert proc.returncode == 1, describe(proc)
+        assert name in proc.stderr and "Traceback" not in proc.stderr, describe(proc)
+    other = tmp_path / "other"
+    assert cli.main(["train", "lenet", "--out-dir", str(other), "--epochs", "1", "--num-train",
+                     "32", "--num-val", "16", "--no-progress", "--no-plot",
+                     "--model-kwargs", "hidden=7"]) == 0
+    capsys.readouterr()
+    rc = cli.main(["train", "lenet", "--out-dir", str(other), "--epochs", "2", "--resume",
+                   "--num-train", "32", "--num-val", "16", "--no-progress", "--no-plot"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "another model" in err and "Traceback" not in err, err
 
 
 def test_usage_error_in_a_child_process_has_no_traceback(tmp_path):
