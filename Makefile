@@ -26,9 +26,10 @@ test: build
 
 # At least 1,000,000 executions of each fuzz target (tests/fuzz/run.py), two targets at a time
 # (one per core), within an hour; prints one FUZZ SUMMARY line per target. Findings and logs go
-# to build/fuzz/.
+# to build/fuzz/. The C++ attribute parser's libFuzzer target is built when clang is there.
 fuzz: build
-	$(VPY) tests/fuzz/run.py campaign --runs 1000000 --jobs 2 --max-time 3300 --structured 0.1 --out build/fuzz
+	-tests/fuzz/build_attrs_fuzz.sh build/fuzz $(VPY)
+	$(VPY) tests/fuzz/run.py campaign --runs 1000000 --jobs 2 --max-time 3300 --structured 0.1 --attrs-binary build/fuzz/attrs_fuzz --out build/fuzz
 
 bench: build
 	$(VPY) bench/bench_train_step.py

@@ -45,6 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 TARGET_NAMES = ["params", "symbol_json", "convert", "onnx"]
+NATIVE_TARGETS = ["attrs"]  # libFuzzer binaries (tests/fuzz/build_attrs_fuzz.sh), --attrs-binary
 SIGNATURE_TAG = "BMXNET-FUZZ-SIGNATURE:"
 STATS_TAG = "BMXNET-FUZZ-STATS"
 
@@ -209,12 +210,13 @@ def _replay_peak_mb(target, artifact):
 class TargetRun:
     """The state of one target during a campaign."""
 
-    def __init__(self, name, out, runs, seed, time_share, max_restarts, extra, structured,
-                 chunk=300):
+    def __init__(self, name, out, runs, seed, share_fn, max_restarts, extra, structured,
+                 chunk=300, binary=None):
         self.name, self.runs, self.seed, self.extra = name, runs, seed, extra
+        self.share_fn, self.time_share, self.binary = share_fn, None, binary
         self.chunk = chunk
         self.structured = structured
-        self.time_share, self.max_restarts = time_share, max_restarts
+        self.max_restarts = max_restarts
         self.corpus = os.path.join(out, "corpus", name)
         self.findings = os.path.join(out, "findings", name)
         self.known = os.path.join(out, "known-%s.txt" % name)
@@ -235,11 +237,14 @@ class TargetRun:
         if not os.path.isdir(self.corpus) or not os.listdir(self.corpus):
             import seeds
             seeds.write_seeds(self.name, self.corpus)
+        if self.time_share is None:  # this target's share of what is left of the budget
+            self.time_share = self.share_fn()
         remaining = self.runs - self.executions
         budget = max(1, int(self.time_share - self.seconds))
         self.log = os.path.join(self.logdir, "%s-%d.log" % (self.name, self.session))
-        cmd = [sys.executable, os.path.join(HERE, "run.py"), "fuzz", self.name,
-               "-runs=%d" % remaining, "-seed=%d" % (self.seed + self.session),
+        prog = [self.binary] if self.binary else [sys.executable, os.path.join(HERE, "run.py"),
+                                                  "fuzz", self.name]
+        cmd = prog + ["-runs=%d" % remaining, "-seed=%d" % (self.seed + self.session),
                "-max_total_time=%d" % min(budget, self.chunk), "-print_final_stats=1",
                "-rss_limit_mb=%d" % RSS_LIMIT_MB,
                "-artifact_prefix=%s/" % self.findings, "-print_pcs=0", "-reload=0"]
@@ -325,20 +330,36 @@ class TargetRun:
 
 
 def cmd_campaign(args):
-    names = args.targets.split(",") if args.targets else list(TARGET_NAMES)
+    binaries = {}
+    if args.attrs_binary:
+        if os.path.isfile(args.attrs_binary) and os.access(args.attrs_binary, os.X_OK):
+            binaries["attrs"] = os.path.abspath(args.attrs_binary)
+        else:
+            print("attrs: no binary at %s (tests/fuzz/build_attrs_fuzz.sh needs clang); the "
+                  "attribute parser is not fuzzed this time" % args.attrs_binary)
+    names = args.targets.split(",") if args.targets else list(binaries) + list(TARGET_NAMES)
     for n in names:
-        if n not in TARGET_NAMES:
-            sys.exit("unknown target %r; targets: %s" % (n, ", ".join(TARGET_NAMES)))
+        if n not in TARGET_NAMES and n not in binaries:
+            sys.exit("unknown target %r; targets: %s" % (n, ", ".join(TARGET_NAMES + list(
+                binaries))))
     out = args.out or tempfile.mkdtemp(prefix="bmxnet-fuzz-campaign-")
     if args.fresh and os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out, exist_ok=True)
-    # Each target gets the same share of the wall-clock budget, times the parallel jobs.
-    share = args.max_time * args.jobs / max(1, len(names)) if args.max_time else 10 ** 9
+    # A target that starts gets an equal share of the time left, times the parallel jobs: a
+    # fast target that finishes early leaves its time to the slower ones.
+    deadline = time.time() + args.max_time if args.max_time else None
+    running, finished = [], []
+
+    def share():
+        if deadline is None:
+            return 10 ** 9
+        waiting = len(pending) + len(running) + 1
+        return max(10.0, (deadline - time.time()) * min(args.jobs, waiting) / waiting)
+
     extra = ["-%s" % e.lstrip("-") for e in (args.libfuzzer or [])]
     pending = [TargetRun(n, out, args.runs, args.seed, share, args.max_restarts, extra,
-                         args.structured, args.chunk) for n in names]
-    running, finished = [], []
+                         args.structured, args.chunk, binaries.get(n)) for n in names]
     print("fuzz campaign: targets %s, %d runs each, seed %d, %d at a time, out %s"
           % (",".join(names), args.runs, args.seed, args.jobs, out), flush=True)
     while pending or running:
@@ -374,7 +395,7 @@ def main(argv=None):
     p.add_argument("target", choices=TARGET_NAMES)
     p.add_argument("files", nargs="+")
     p = sub.add_parser("seeds")
-    p.add_argument("target", choices=TARGET_NAMES)
+    p.add_argument("target", choices=TARGET_NAMES + NATIVE_TARGETS)
     p.add_argument("dir")
     p = sub.add_parser("campaign")
     p.add_argument("--targets", default="")
@@ -383,6 +404,8 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--max-time", type=int, default=0, help="wall-clock budget in seconds")
     p.add_argument("--max-restarts", type=int, default=20)
+    p.add_argument("--attrs-binary", default="",
+                   help="the libFuzzer binary of the operators' attribute parser, if built")
     p.add_argument("--chunk", type=int, default=300,
                    help="seconds per child process: MXNet's memory grows with every symbol "
                         "call, so a long campaign runs in fresh processes on the shared corpus")

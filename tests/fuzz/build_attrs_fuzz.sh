@@ -1,0 +1,21 @@
+#!/bin/sh
+# Builds the libFuzzer target of the operators' attribute parser (tests/fuzz/attrs_fuzz.cc) with
+# clang's -fsanitize=fuzzer,address. Usage: tests/fuzz/build_attrs_fuzz.sh OUT_DIR [PYTHON]
+# Needs clang with its libFuzzer runtime (Debian: apt-get install clang libclang-rt-14-dev);
+# prints a line and exits 3 when there is none, so `make fuzz` can go on with the Python targets.
+set -e
+OUT=${1:-build/fuzz}
+PY=${2:-.venv/bin/python}
+CXX=${CXX_FUZZ:-$(command -v clang++ || command -v clang++-14 || true)}
+if [ -z "$CXX" ]; then
+  echo "attrs_fuzz: no clang++ found (apt-get install clang libclang-rt-14-dev); skipped"
+  exit 3
+fi
+MX=$($PY -c "import mxnet, os; print(os.path.dirname(mxnet.__file__))")
+mkdir -p "$OUT"
+FLAGS="-std=c++17 -O1 -g -fsanitize=fuzzer,address -w"
+# MXNet's lib_api.cc changes only with the wheel: compile it once.
+[ -f "$OUT/lib_api.o" ] || $CXX $FLAGS -c -I "$MX/include" "$MX/src/lib_api.cc" -o "$OUT/lib_api.o"
+$CXX $FLAGS -I "$MX/include" -I operators/mxnet -I operators/kernels \
+  tests/fuzz/attrs_fuzz.cc operators/mxnet/common.cc "$OUT/lib_api.o" -o "$OUT/attrs_fuzz"
+echo "attrs_fuzz: built $OUT/attrs_fuzz"
