@@ -212,12 +212,16 @@ def _make_trainer(net, optimizer, hp, steps_per_epoch, epochs, kvstore):
         return gluon.Trainer(net.collect_params(), optimizer, params, kvstore=kvstore)
     except (TypeError, ValueError, mx.base.MXNetError) as e:
         raise UsageError("bad hyperparameter for optimizer %r: %s"
-                         % (optimizer, _first_line(e))) from None
+                         % (optimizer, _one_line(e))) from None
 
 
-def _first_line(err):
-    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else type(err).__name__
+def _one_line(err):
+    """What an error says, in one line: the first line of a Python error, the last of an
+    MXNetError (whose message may start with a C++ stack trace)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[-1] if isinstance(err, mx.base.MXNetError) else lines[0]
 
 
 def _evaluate(net, data, ctx, loss_fn):
@@ -476,7 +480,7 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
         except (TypeError, ValueError, mx.base.MXNetError) as e:
             raise UsageError("cannot build model %r with arguments %s for %s inputs of shape %s: "
                              "%s" % (model, ", ".join("%s=%r" % i for i in sorted(kw.items())),
-                                     dataset, ds.input_shape, _first_line(e))) from None
+                                     dataset, ds.input_shape, _one_line(e))) from None
         return net
 
     stages = []
@@ -504,7 +508,7 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
                 except Exception as e:  # a pickle or MXNet error from a damaged file
                     raise DataError("cannot resume from %s: %s (%s); delete it to resume with "
                                     "fresh optimizer state" % (states, type(e).__name__,
-                                                               _first_line(e))) from None
+                                                               _one_line(e))) from None
             log("resumed %s from epoch %d" % (pfx, done))
             if done >= n_epochs:
                 log("%s: the checkpoint already has epoch %d of %d; nothing to train"
@@ -542,7 +546,6 @@ def _int_at_least(minimum):
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError("expected an integer >= %d, got %r" % (minimum, text))
         return value
-    parse.__name__ = "integer >= %d" % minimum
     return parse
 
 

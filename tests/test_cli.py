@@ -222,6 +222,7 @@ USAGE_ERRORS = [
     (["--model-kwargs", "nosuch=1"], "unexpected keyword argument 'nosuch'"),
     (["--model-kwargs", "hidden=abc"], "hidden='abc'"),
     (["--model-kwargs", "channels=(0,0)"], "channels=(0, 0)"),
+    (["--model-kwargs", "padding=0"], "exceeds input"),  # an MXNetError: its last line
     (["--prefix", "sub/lenet"], "prefix must be a file name"),
     (["--recipe", "bireal", "--optimizer", "sgd"], "recipe 'bireal' trains with adam"),
     (["--recipe", "bireal", "--epochs", "1"], "--epochs must be >= 2"),
