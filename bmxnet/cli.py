@@ -652,6 +652,11 @@ def main(argv=None):
     except UsageError as e:
         print("bmxnet: error: %s" % e, file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader of our output went away (`bmxnet models | head -3`): stop quietly; the
+        # remaining output goes nowhere, so that flushing it at exit raises nothing either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (DataError, OSError) as e:
         print("bmxnet: error: %s" % e, file=sys.stderr)
         return 1

@@ -391,6 +391,15 @@ def test_python_dash_m(tmp_path):
     assert out.returncode == 0 and "1,676,279,808" in out.stdout
 
 
+def test_reader_that_stops_early_gets_no_traceback():
+    """`bmxnet models | head -1`: the pipe is closed before the list is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "bmxnet.cli", "models"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == "", err
+
+
 def _script(path):
     import importlib.util
     spec = importlib.util.spec_from_file_location("example_" + os.path.basename(path)[:-3],
