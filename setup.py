@@ -2,8 +2,8 @@
 
 Metadata and build requirements live in pyproject.toml; this file only adds the CMake step.
 
-    pip install .                                # isolated build: pip installs mxnet, cmake ... first
-    pip install --no-build-isolation -e .       # development (make build): mxnet already installed
+    pip install .                            # isolated build: pip installs mxnet, cmake ... first
+    pip install --no-build-isolation -e .    # development (make build): mxnet already installed
 """
 import os
 import subprocess

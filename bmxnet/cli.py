@@ -355,8 +355,8 @@ def _run_stage(net, ds, ctx, trainer, epochs, out_dir, prefix, stage, history, s
         total = correct = 0
         loss_sum = 0.0
         bar = tqdm(ds.train, desc="%s epoch %d/%d" % (stage, epoch, epochs), leave=False,
-                   disable=None if progress else True, total=len(ds.train) if hasattr(ds.train, "__len__")
-                   else None, file=sys.stderr)
+                   disable=None if progress else True,
+                   total=len(ds.train) if hasattr(ds.train, "__len__") else None, file=sys.stderr)
         for x, y in bar:
             x, y = x.as_in_context(ctx), y.as_in_context(ctx)
             with autograd.record():
