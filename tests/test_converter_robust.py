@@ -317,6 +317,45 @@ def test_converted_module_checkpoint_loads_with_symbolblock_imports(tmp_path):
     np.testing.assert_allclose(np.load(str(tmp_path / "y.npy")), want, rtol=1e-4, atol=1e-6)
 
 
+INCONSISTENT = {  # (node, attribute, value): clean errors from MXNet, the operator or the run
+    "stride 0": ("c", "stride", "(0, 0)"), "negative pad": ("c", "pad", "(-1, -1)"),
+    "num_group 3 of 8 filters": ("c", "num_group", "3"), "3-d stride": ("c", "stride", "(1, 1, 1)"),
+    "binary stride 0": ("q", "stride", "(0, 0)"), "binary num_group 3": ("q", "num_group", "3"),
+    "binary stride 2^32 + 1": ("q", "stride", "(4294967297, 1)"),
+}
+
+
+def test_inconsistent_layer_attributes_write_nothing(tmp_path):
+    """Jsons that MXNet loads but that cannot bind (or run) are refused before writing; the
+    negative pad passes shape inference and fails only when the model runs."""
+    y = mx.sym.Convolution(mx.sym.var("data"), num_filter=8, kernel=(3, 3), name="c")
+    y = mx.sym.QConvolution(y, num_filter=4, kernel=(3, 3), no_bias=True, name="q")
+    params = {"arg:c_weight": mx.nd.ones((8, 3, 3, 3)), "arg:c_bias": mx.nd.zeros(8),
+              "arg:q_weight": mx.nd.ones((4, 8, 3, 3))}
+    paths = []
+    for k, (node, key, value) in enumerate(INCONSISTENT.values()):
+        g = json.loads(y.tojson())
+        _node(g, node)["attrs"][key] = value
+        (tmp_path / ("i%d-symbol.json" % k)).write_text(json.dumps(g))
+        mx.nd.save(str(tmp_path / ("i%d-0001.params" % k)), params)
+        paths.append(str(tmp_path / ("i%d-0001.params" % k)))
+    out = expect_ok("""
+        from bmxnet import converter
+        for k, path in enumerate(%r):
+            try:
+                converter.convert_checkpoint(path, output_dir=%r)
+                print("CASE", k, "accepted")
+            except converter.ConversionError as err:
+                print("CASE", k, "ConversionError", str(err).replace("\\n", " "))
+    """ % (paths, str(tmp_path / "out")))
+    lines = [ln for ln in out.splitlines() if ln.startswith("CASE")]
+    assert len(lines) == len(INCONSISTENT)
+    for case, line in zip(INCONSISTENT, lines):
+        assert "ConversionError" in line, (case, line)
+    assert "does not run for input shape" in lines[1], lines[1]
+    assert not (tmp_path / "out").exists() or os.listdir(str(tmp_path / "out")) == []
+
+
 def test_int32_moving_variance_is_refused(tmp_path):
     path = _model(tmp_path)
     params = mx.nd.load(path)
