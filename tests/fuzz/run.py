@@ -105,7 +105,7 @@ def cmd_fuzz(args):
                         % (STATS_TAG, counts["accepted"], counts["refused"]))
 
     def test_one_input(data):
-        if (counts["accepted"] + counts["refused"]) % 256 == 0:
+        if (counts["accepted"] + counts["refused"]) % 64 == 0:
             save_stats()
         try:
             target.run(bytes(data))
@@ -118,6 +118,7 @@ def cmd_fuzz(args):
                 return
             sys.stderr.write("\n%s %s\n" % (SIGNATURE_TAG, sig))
             sys.stderr.flush()
+            save_stats()
             raise
 
     flags = list(args.libfuzzer)
