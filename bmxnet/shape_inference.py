@@ -376,12 +376,41 @@ def _reshape(self, partial_shaping=False, allow_up_sizing=False, **kwargs):
     return _ORIGINAL["reshape"](self, partial_shaping, allow_up_sizing, **kwargs)
 
 
+def _refuse_v1(text):
+    """Raises a clear MXNetError when ``text`` is a BMXNet v1 symbol json."""
+    from .graph import is_bmxnet_v1
+    try:
+        graph = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return
+    if is_bmxnet_v1(graph):
+        raise MXNetError("BMXNet v1 file: MXNet 1.9 cannot load it as it is; migrate it with "
+                         "`model_converter --from-bmxnet PREFIX-EPOCH.params` or load it with "
+                         "bmxnet.legacy.load(prefix, epoch)") from None
+
+
 def _load(fname):
-    return hinted(_ORIGINAL["load"](fname))
+    try:
+        sym = _ORIGINAL["load"](fname)
+    except MXNetError:
+        try:
+            with open(fname, "r", encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, TypeError, ValueError):
+            text = None  # not a local text file: MXNet's own error stands
+        if text is not None:
+            _refuse_v1(text)
+        raise
+    return hinted(sym)
 
 
 def _load_json(json_str):
-    return hinted(_ORIGINAL["load_json"](json_str))
+    try:
+        sym = _ORIGINAL["load_json"](json_str)
+    except MXNetError:
+        _refuse_v1(json_str)
+        raise
+    return hinted(sym)
 
 
 def install():

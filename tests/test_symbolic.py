@@ -7,6 +7,7 @@ bias or not, and compares what the Q-layer gives with what MXNet's own Convoluti
 FullyConnected / identity give on the same graph: the same shapes, or an error for both.
 """
 import json
+import os
 
 import pytest
 
@@ -217,3 +218,19 @@ def test_module_fit_of_bmxnet_mnist_deep():
     out = expect_ok(MLP, malloc_check=True)
     acc = float([ln for ln in out.splitlines() if ln.startswith("ACC")][-1].split()[1])
     assert acc > 0.8, out
+
+
+
+@pytest.mark.parametrize("how", ["sym.load", "load_json", "SymbolBlock.imports"])
+def test_bmxnet_v1_json_loaded_directly_names_the_migration(how):
+    legacy = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                          "shared", "bmxnet_legacy")
+    prefix = os.path.join(legacy, "binarized_mnist_64bit")
+    if not os.path.exists(prefix + "-symbol.json"):
+        pytest.skip("../shared/bmxnet_legacy is not beside the checkout")
+    call = {"sym.load": "mx.sym.load(P + '-symbol.json')",
+            "load_json": "mx.sym.load_json(open(P + '-symbol.json').read())",
+            "SymbolBlock.imports": "mx.gluon.SymbolBlock.imports(P + '-symbol.json', ['data'], "
+                                   "P + '-0001.params')"}[how]
+    expect_error("P = %r\n%s\n" % (prefix, call), "MXNetError", "BMXNet v1 file",
+                 "--from-bmxnet", "bmxnet.legacy.load")
