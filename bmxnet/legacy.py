@@ -302,8 +302,16 @@ def read(symbol_path, params_path, *, data_shape=None):
     data_names = []
 
     def entry_of(table, entry):
-        s = table[entry[0]]
-        return s if len(s.list_outputs()) == 1 else s[entry[1]]
+        s, source = table[entry[0]], nodes[entry[0]]["name"]
+        if s is None:
+            raise LegacyFormatError("%s uses the stored parameter '%s' as a data input or an "
+                                    "output, not as a layer's parameter; the file is damaged"
+                                    % (symbol_path, source))
+        count = len(s.list_outputs())
+        if entry[1] >= count:
+            raise LegacyFormatError("%s uses output %d of node '%s', which has %d output(s); the "
+                                    "file is damaged" % (symbol_path, entry[1], source, count))
+        return s if count == 1 else s[entry[1]]
 
     for i, node in enumerate(nodes):
         name, op = str(node["name"]), str(node["op"])
@@ -320,6 +328,9 @@ def read(symbol_path, params_path, *, data_shape=None):
                 if not is_label:
                     data_names.append(name)
             continue
+        if not inputs:
+            raise LegacyFormatError("layer '%s' (%s) in %s has no inputs; the file is damaged"
+                                    % (name, op, symbol_path))
         if op in ("QConvolution", "QFullyConnected"):
             outs = _map_q_layer(QLayer(graph, i), node, attrs, nodes, args, model, packed_args,
                                 float_args, [built, built_float, built_inf], entry_of)

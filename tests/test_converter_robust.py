@@ -561,3 +561,35 @@ def test_legacy_model_without_a_guessable_shape_asks_for_it(tmp_path):
     proc = _cli("--from-bmxnet", path, "--output-dir", str(tmp_path / "out"))
     assert proc.returncode == 1 and "--data-shape" in proc.stderr, describe(proc)
     assert not (tmp_path / "out").exists()
+
+
+@needs_legacy
+def test_legacy_damaged_graphs_give_one_error(tmp_path):
+    """Found by mutating the v1 json: a head naming a stored parameter (AttributeError before),
+    a layer without inputs (IndexError before), an output index a layer does not have."""
+    def weight_as_head(g):
+        g["heads"] = [[_index(g, "qconvolution0_weight"), 0, 0]]
+
+    def no_inputs(g):
+        _node(g, "qactivation0")["inputs"] = []
+
+    def output_index(g):
+        g["heads"] = [[_index(g, "softmax"), 2, 0]]
+
+    cases = [(weight_as_head, "stored parameter 'qconvolution0_weight'"),
+             (no_inputs, "'qactivation0' (QActivation)"),
+             (output_index, "output 2 of node 'softmax'")]
+    prefixes = [_legacy_copy(tmp_path, edit_graph=edit, prefix="d%d" % k)
+                for k, (edit, _) in enumerate(cases)]
+    out = expect_ok("""
+        import bmxnet.legacy as legacy
+        for prefix in %r:
+            try:
+                legacy.load(prefix, 1)
+                print("CASE accepted")
+            except legacy.LegacyFormatError as err:
+                print("CASE LegacyFormatError", str(err))
+    """ % prefixes)
+    lines = [ln for ln in out.splitlines() if ln.startswith("CASE")]
+    for (_, fragment), line in zip(cases, lines):
+        assert "LegacyFormatError" in line and fragment in line, line
