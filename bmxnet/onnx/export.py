@@ -422,8 +422,11 @@ def convert_qactivation(node, **kwargs):
 def convert_softmax_output(node, **kwargs):
     """SoftmaxOutput -> Softmax (its inference output); the label input is not used.
 
-    MXNet's softmax axis: 1 with ``multi_output``, the last with ``preserve_shape``, otherwise
-    the input flattened to (N, -1) (then reshaped back).
+    MXNet's softmax axis: 1 with ``multi_output``, the last with ``preserve_shape``. Without
+    either, 2-D data (the usual ``FullyConnected -> SoftmaxOutput`` head) is a softmax over
+    axis 1; for data of more dimensions MXNet's kernels disagree (the reference kernel flattens
+    the data to (N, -1), the oneDNN one in the CPU wheel uses the last axis), so such a head is
+    refused with the fix.
     """
     layer = _Layer(node, kwargs)
     x = layer.inputs[0]
@@ -434,9 +437,14 @@ def convert_softmax_output(node, **kwargs):
             raise OnnxExportError("%s: SoftmaxOutput(multi_output=True) needs ONNX opset 13 or "
                                   "later (a softmax over axis 1 only)" % layer.name)
         return layer.finish(layer.add("Softmax", [x], axis=1))
-    shape = layer.add("Shape", [x])
-    flat = layer.add("Flatten", [x], axis=1)
-    return layer.finish(layer.add("Reshape", [layer.add("Softmax", [flat], axis=1), shape]))
+    rank = len(layer.input_shape(0))
+    if rank != 2:
+        raise OnnxExportError("%s: SoftmaxOutput of %d-D data without multi_output or "
+                              "preserve_shape has no single meaning in MXNet (its CPU kernels "
+                              "disagree on the axis); flatten the data first, or set "
+                              "multi_output=True (axis 1) or preserve_shape=True (last axis)"
+                              % (layer.name, rank))
+    return layer.finish(layer.add("Softmax", [x], axis=1))
 
 
 def convert_batchnorm(original, node, **kwargs):

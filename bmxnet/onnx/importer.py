@@ -58,20 +58,21 @@ zero), so the import accepts plain ``Sign`` and documents the gap; the report li
 concerned (``report['plain_sign_layers']``). Models exported by :mod:`bmxnet.onnx.export` use the
 sign(0) = +1 pattern and have no gap.
 """
+import json
 import os
 import re
-import tempfile
 
 import mxnet as mx
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["import_model", "OnnxImportError"]
+from ..converter.graph import ConversionError, atomic_write
+from .. import ops
+from .checks import check_model
+from .errors import OnnxImportError
 
-
-class OnnxImportError(ValueError):
-    """An ONNX model that cannot be imported: malformed, or containing unsupported operators."""
+__all__ = ["import_model", "import_bytes", "OnnxImportError"]
 
 
 _FLOAT_MAX = float(np.finfo(np.float32).max)
@@ -80,44 +81,54 @@ _FLOAT_MAX = float(np.finfo(np.float32).max)
 # ------------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------------
-def _load(path):
+def _read(path):
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except OSError as err:
         raise OnnxImportError("%s: cannot read the file (%s)" % (path, err.strerror)) from None
+
+
+def _parse(data, source):
+    """(ModelProto, opset) of serialized bytes, checked (see :mod:`bmxnet.onnx.checks`)."""
     if not data:
-        raise OnnxImportError("%s: the file is empty, not an ONNX model" % path)
+        raise OnnxImportError("%s: the file is empty, not an ONNX model" % source)
     try:
-        model = onnx.ModelProto.FromString(data)
+        model = onnx.ModelProto.FromString(bytes(data))
     except Exception as err:  # protobuf's DecodeError and friends
         raise OnnxImportError("%s: not an ONNX model: the protobuf does not parse (%s); the file "
-                              "is damaged or truncated, re-export it" % (path, err)) from None
-    if not model.HasField("graph") or not model.graph.node:
-        raise OnnxImportError("%s: not an ONNX model: no graph with nodes in it (a damaged file "
-                              "or another format)" % path)
+                              "is damaged or truncated, re-export it" % (source, err)) from None
+    opset = check_model(model, source)  # before onnx's checker and shape inference see it
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as err:
+    except Exception as err:  # ValidationError; UnicodeDecodeError from invalid names
         first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-        raise OnnxImportError("%s: invalid ONNX model (onnx.checker: %s)" % (path, first)) from None
-    return model
+        raise OnnxImportError("%s: invalid ONNX model (onnx.checker: %s)"
+                              % (source, first)) from None
+    return model, opset
 
 
 def _shapes(model):
-    """name -> shape (tuple, None for an unknown dimension) from ONNX shape inference."""
+    """name -> shape (tuple, None for an unknown dimension) from ONNX shape inference.
+
+    The model's own value_info is dropped first: it is not needed, and hostile shapes there
+    would only mislead the inference.
+    """
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.graph.value_info[:]
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = onnx.shape_inference.infer_shapes(bare)
     except Exception:  # shape inference is a help, not a requirement
-        inferred = model
+        inferred = bare
     shapes = {}
     graph = inferred.graph
     for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
         if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
             continue
-        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None
-                                for d in vi.type.tensor_type.shape.dim)
+        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0
+                                else None for d in vi.type.tensor_type.shape.dim)
     for init in graph.initializer:
         shapes[init.name] = tuple(init.dims)
     return shapes
@@ -143,18 +154,11 @@ def _sanitize(name, taken):
 # The translator
 # ------------------------------------------------------------------------------------------------
 class _Importer:
-    SUPPORTED = ("Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid",
-                 "Tanh", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "GlobalMaxPool", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose",
-                 "Concat", "Add", "Sub", "Mul", "Div", "Pad", "Clip", "Identity", "Dropout",
-                 "Constant", "Sign", "Where", "GreaterOrEqual", "Less", "Round")
-
-    def __init__(self, model, path):
+    def __init__(self, model, opset, path):
         self.model = model
         self.path = path
         self.graph = model.graph
-        self.opset = max([o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
-                         or [1])
+        self.opset = opset
         self.shapes = _shapes(model)
         self.consts = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
         self.producer = {}
@@ -236,23 +240,21 @@ class _Importer:
             name = _sanitize(vi.name, self.taken)
             shape = tuple(d.dim_value if d.HasField("dim_value") else None
                           for d in vi.type.tensor_type.shape.dim)
-            elem = vi.type.tensor_type.elem_type
-            if elem != onnx.TensorProto.FLOAT:
-                raise OnnxImportError("%s: input %r is %s; only float32 inputs can be imported"
-                                      % (self.path, vi.name,
-                                         onnx.TensorProto.DataType.Name(elem)))
             self.syms[vi.name] = mx.sym.var(name)
             self.report["inputs"][name] = shape
-        for node in self.graph.node:
+        for node in self.graph.node:  # check_model: supported operators, valid attributes
             if node.output[0] in self.done:
                 continue
-            if node.domain not in ("", "ai.onnx"):
-                self.fail(node, "operators of domain %r are not supported" % node.domain)
-            handler = getattr(self, "op_" + node.op_type, None)
-            if handler is None:
-                self.fail(node, "unsupported operator type %r; supported: %s"
-                          % (node.op_type, ", ".join(sorted(set(self.SUPPORTED)))))
-            handler(node)
+            try:
+                getattr(self, "op_" + node.op_type)(node)
+            except mx.base.MXNetError as err:
+                self.fail(node, "MXNet refuses the translated layer: %s" % _mx_message(err))
+            except (ArithmeticError, LookupError, TypeError, ValueError) as err:
+                if isinstance(err, OnnxImportError):
+                    raise
+                self.fail(node, "cannot be translated (%s: %s); check the node's inputs and "
+                                "attributes against the ONNX operator specification"
+                          % (type(err).__name__, err))
         outs = []
         for o in self.graph.output:
             if o.name in self.consts and o.name not in self.syms:
@@ -264,8 +266,15 @@ class _Importer:
         return sym
 
     # -- sign and k-bit patterns (lazy: materialised only for non-binary consumers) ---------
+    def settle(self, tensor, node):
+        """Materialises ``tensor`` if it is a lazy pattern output, so that lazy patterns never
+        chain (a chain of thousands of Sign nodes would otherwise recurse that deep)."""
+        if tensor in self.lazy:
+            self.get(tensor, node)
+
     def op_Sign(self, node):
         x = node.input[0]
+        self.settle(x, node)
         self.signs[node.output[0]] = (x, "sign", node)
         self.lazy[node.output[0]] = lambda: mx.sym.sign(self.get(x, node))
 
@@ -296,6 +305,7 @@ class _Importer:
             self.fail(node, "Where is supported only as the sign pattern "
                             "Where(GreaterOrEqual(x, 0), 1, -1) or Where(Less(x, 0), -1, 1)")
         x = prod.input[0]
+        self.settle(x, node)
         self.signs[node.output[0]] = (x, "sign_pm1", node)
         name = self.layer_name(node)
         self.lazy[node.output[0]] = lambda: mx.sym.QActivation(self.get(x, node), act_bit=1,
@@ -867,6 +877,7 @@ class _Importer:
             self._binary(node)
             return
         x, bits = found
+        self.settle(x, node)
         self.kbit[node.output[0]] = (x, bits)
         name = self.layer_name(node)
         self.lazy[node.output[0]] = lambda: mx.sym.QActivation(self.get(x, node), act_bit=bits,
@@ -883,28 +894,35 @@ def _split_params(sym, values):
     return arg_params, aux_params
 
 
+def _mx_message(err):
+    """The informative last line of an MXNetError (the first lines are a C++ traceback)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return lines[-1] if lines else repr(err)
+
+
+def _with_shape_hints(sym):
+    """``sym`` with a ``__shape__`` of known ndim on every Q-layer parameter variable, so that
+    no later shape inference reaches MXNet's lib_api wrapper with an unknown ndim."""
+    graph = json.loads(sym.tojson())
+    ops.add_shape_hints(graph)
+    return mx.sym.load_json(json.dumps(graph))
+
+
 def _save(prefix, epoch, sym, arg_params, aux_params):
-    """Writes prefix-symbol.json and prefix-%04d.params via temporary files and renames."""
+    """Writes prefix-symbol.json and prefix-%04d.params: all or nothing, with the usual mode."""
     prefix = os.fspath(prefix)
     directory = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(directory, exist_ok=True)
-    targets = [prefix + "-symbol.json", "%s-%04d.params" % (prefix, epoch)]
-    temps = []
     try:
-        for _ in targets:
-            fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-            os.close(fd)
-            temps.append(tmp)
-        sym.save(temps[0])
-        blob = {"arg:" + k: v for k, v in arg_params.items()}
-        blob.update({"aux:" + k: v for k, v in aux_params.items()})
-        mx.nd.save(temps[1], blob)
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    finally:
-        for tmp in temps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise OnnxImportError("cannot create the folder %s: %s" % (directory, err.strerror or err))
+    targets = [prefix + "-symbol.json", "%s-%04d.params" % (prefix, epoch)]
+    blob = {"arg:" + k: v for k, v in arg_params.items()}
+    blob.update({"aux:" + k: v for k, v in aux_params.items()})
+    try:
+        atomic_write([(targets[0], sym.save), (targets[1], lambda tmp: mx.nd.save(tmp, blob))])
+    except ConversionError as err:
+        raise OnnxImportError(str(err)) from None
     return targets
 
 
@@ -936,11 +954,19 @@ def import_model(path, output_prefix=None, *, epoch=0, convert=True):
     Raises
     ------
     OnnxImportError
-        For unreadable or invalid files and unsupported operators (naming the node).
+        For unreadable, malformed or invalid files and unsupported operators (naming the node),
+        and for networks MXNet cannot run. No other exception is raised for a bad file.
     """
-    model = _load(path)
-    importer = _Importer(model, os.fspath(path))
-    sym = importer.run()
+    return import_bytes(_read(path), output_prefix, epoch=epoch, convert=convert,
+                        source=os.fspath(path))
+
+
+def import_bytes(data, output_prefix=None, *, epoch=0, convert=True, source="<bytes>"):
+    """:func:`import_model` of a serialized ONNX model (``bytes``); ``source`` names it in
+    error messages. The same checks, result and files."""
+    importer = _Importer(*_parse(data, source), source)
+    with mx.name.NameManager():  # the same names for the same model, whatever ran before
+        sym = importer.run()
     arg_params, aux_params = _split_params(sym, importer.params)
     report = importer.report
     shapes = {n: s for n, s in report["inputs"].items() if s and None not in s}
@@ -949,17 +975,17 @@ def import_model(path, output_prefix=None, *, epoch=0, convert=True):
             sym.infer_shape(**shapes, **{k: v.shape for k, v in arg_params.items()},
                             **{k: v.shape for k, v in aux_params.items()})
         except mx.base.MXNetError as err:
-            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             raise OnnxImportError("%s: the imported network does not pass MXNet's shape "
-                                  "inference: %s" % (path, lines[-1] if lines else err)) from None
+                                  "inference: %s" % (source, _mx_message(err))) from None
     if convert and report["binary_layers"]:
-        from bmxnet.converter import ConversionError, convert_model
+        from bmxnet.converter import convert_model
         try:
             sym, arg_params, aux_params, report["converter"] = convert_model(
-                sym, arg_params, aux_params, source=os.fspath(path))
+                sym, arg_params, aux_params, source=source)
         except ConversionError as err:
             raise OnnxImportError("%s: the model converter refused the imported network: %s"
-                                  % (path, err)) from None
+                                  % (source, err)) from None
+    sym = _with_shape_hints(sym)
     if output_prefix is not None:
         report["files"] = _save(output_prefix, epoch, sym, arg_params, aux_params)
     return sym, arg_params, aux_params, report
