@@ -373,6 +373,26 @@ def test_long_sign_chain_does_not_recurse(tmp_path):
     np.testing.assert_array_equal(sym.eval(x=mx.nd.array(x))[0].asnumpy(), want)
 
 
+def test_negative_levels_are_not_a_quantizer(tmp_path):
+    """Div(Round(Mul(Clip(x, 0, 1), -1)), -1) is no k-bit pattern (2^k - 1 > 0), so its Round is
+    refused like any Round outside the pattern (the matcher once raised OverflowError here)."""
+    lev = numpy_helper.from_array(np.array(-1.0, np.float32), "lev")
+    lo = numpy_helper.from_array(np.array(0.0, np.float32), "lo")
+    hi = numpy_helper.from_array(np.array(1.0, np.float32), "hi")
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["c"]),
+             helper.make_node("Mul", ["c", "lev"], ["m"]),
+             helper.make_node("Round", ["m"], ["r"]),
+             helper.make_node("Div", ["r", "lev"], ["y"])]
+    graph = helper.make_graph(nodes, "d",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+                              [lev, lo, hi])
+    path = tmp_path / "d.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(OnnxImportError, match=r"node 'r' \(Round\): Round is supported only"):
+        import_model(str(path))
+
+
 # ------------------------------------------------------------------------------------------------
 # export: MXNet's own layers that mx2onnx gets wrong
 # ------------------------------------------------------------------------------------------------

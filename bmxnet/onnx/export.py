@@ -81,6 +81,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..converter import channel_scale, unpack_conv_weights, unpack_dense_weights
+from .. import ops
 from ..converter.graph import ConversionError, atomic_write
 from . import OPSET
 from .errors import OnnxExportError
@@ -264,7 +265,7 @@ class _Layer:
                     "arg_nodes": [i for i, n in enumerate(self.mx_graph) if n["op"] == "null"],
                     "heads": [[src[0], src[1], 0]],
                     "attrs": {"mxnet_version": ["int", 10901]}}
-        sym = mx.sym.load_json(json.dumps(sym_json))
+        sym = mx.sym.load_json(json.dumps(_shape_hinted(sym_json)))
         shapes = {n: v.shape for n, v in self.kwargs["weights"].items()}
         shapes.update(graph_inputs)
         shapes = {n: s for n, s in shapes.items() if n in sym.list_arguments()}
@@ -472,6 +473,19 @@ TRANSLATORS = {"QConvolution": convert_qconvolution, "QFullyConnected": convert_
 # ------------------------------------------------------------------------------------------------
 # Convenience entry point
 # ------------------------------------------------------------------------------------------------
+def _shape_hinted(graph):
+    """A copy of a symbol-json dict with a ``__shape__`` of known ndim on every Q-layer parameter
+    variable (MXNet's lib_api wrapper must never meet an unknown ndim in shape inference)."""
+    graph = json.loads(json.dumps(graph))
+    ops.add_shape_hints(graph)
+    return graph
+
+
+def with_shape_hints(sym):
+    """``sym`` with the shape hints of :func:`_shape_hinted`."""
+    return mx.sym.load_json(json.dumps(_shape_hinted(json.loads(sym.tojson()))))
+
+
 def _mx_message(err):
     """The informative last line of an MXNetError (the first is 'Traceback ...')."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
@@ -581,7 +595,7 @@ def export_model(sym, params, input_shape, onnx_path, *, input_type=np.float32,
     if isinstance(sym, HybridBlock):
         sym, block_params = _from_block(sym, input_shape)
         params = block_params if params is None else params
-    sym = _load_symbol(sym)
+    sym = with_shape_hints(_load_symbol(sym))
     params = _load_params(params)
     shapes = [tuple(input_shape)] if not isinstance(input_shape[0], (list, tuple)) \
         else [tuple(s) for s in input_shape]

@@ -58,7 +58,6 @@ zero), so the import accepts plain ``Sign`` and documents the gap; the report li
 concerned (``report['plain_sign_layers']``). Models exported by :mod:`bmxnet.onnx.export` use the
 sign(0) = +1 pattern and have no gap.
 """
-import json
 import os
 import re
 
@@ -68,9 +67,9 @@ import onnx
 from onnx import numpy_helper
 
 from ..converter.graph import ConversionError, atomic_write
-from .. import ops
 from .checks import check_model
 from .errors import OnnxImportError
+from .export import _mx_message, with_shape_hints
 
 __all__ = ["import_model", "import_bytes", "OnnxImportError"]
 
@@ -336,8 +335,10 @@ class _Importer:
             return None
         lo, hi = self._clip_bounds(clip)
         n = float(levels.ravel()[0])
+        if not 3 <= n <= 2 ** 31 - 1:  # 2^k - 1 for k in [2, 31]
+            return None
         bits = int(round(np.log2(n + 1)))
-        if lo != 0.0 or hi != 1.0 or 2 ** bits - 1 != n or not 2 <= bits <= 31:
+        if lo != 0.0 or hi != 1.0 or 2 ** bits - 1 != n:
             return None
         return clip.input[0], bits
 
@@ -894,20 +895,6 @@ def _split_params(sym, values):
     return arg_params, aux_params
 
 
-def _mx_message(err):
-    """The informative last line of an MXNetError (the first lines are a C++ traceback)."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return lines[-1] if lines else repr(err)
-
-
-def _with_shape_hints(sym):
-    """``sym`` with a ``__shape__`` of known ndim on every Q-layer parameter variable, so that
-    no later shape inference reaches MXNet's lib_api wrapper with an unknown ndim."""
-    graph = json.loads(sym.tojson())
-    ops.add_shape_hints(graph)
-    return mx.sym.load_json(json.dumps(graph))
-
-
 def _save(prefix, epoch, sym, arg_params, aux_params):
     """Writes prefix-symbol.json and prefix-%04d.params: all or nothing, with the usual mode."""
     prefix = os.fspath(prefix)
@@ -985,7 +972,7 @@ def import_bytes(data, output_prefix=None, *, epoch=0, convert=True, source="<by
         except ConversionError as err:
             raise OnnxImportError("%s: the model converter refused the imported network: %s"
                                   % (source, err)) from None
-    sym = _with_shape_hints(sym)
+    sym = with_shape_hints(sym)
     if output_prefix is not None:
         report["files"] = _save(output_prefix, epoch, sym, arg_params, aux_params)
     return sym, arg_params, aux_params, report
