@@ -46,7 +46,18 @@ Other operators map to MXNet's standard operators: Conv, Gemm, MatMul, BatchNorm
 (inference form), Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, MaxPool, AveragePool,
 GlobalAveragePool, GlobalMaxPool, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat, Add,
 Sub, Mul, Div, Pad, Clip, Identity, Dropout, Constant. Any other operator raises
-:class:`OnnxImportError` naming the node and its op type; so do malformed files.
+:class:`OnnxImportError` naming the node and its op type.
+
+Malformed files
+---------------
+Before onnx's checker, its shape inference or MXNet see a model, :func:`bmxnet.onnx.checks.
+check_model` checks the graph (unique names, no dangling inputs, no cycles), the tensors (numeric,
+sizes that match the stored data, data inside the file), each node's input count and attributes
+(``strides`` >= 1, ``pads`` >= 0, axes and permutations inside the rank …) and the rank of every
+tensor. Whatever is wrong raises :class:`OnnxImportError` naming the file, the node and the fix;
+so does a layer that MXNet refuses. No other exception escapes for a bad file, and no input
+crashes the process (``tests/test_onnx_robust.py``, and the atheris target in ``tests/fuzz``).
+:func:`import_bytes` takes the serialized model instead of a path.
 
 sign(0)
 -------
@@ -521,8 +532,17 @@ class _Importer:
                 else:
                     conv_pad = list(pad)
             if fusable:
-                return self._binary_conv(node, name, x, kind, w, alpha, b, kernel, strides, dil,
-                                         group, conv_pad, int(pad_value), sign_node)
+                bias = None
+                if b is not None:
+                    bias = self._per_channel(b, num_filter, 0, 1)
+                    if bias is None:
+                        self.fail(node, "the bias of shape %s does not match the %d output "
+                                        "channels" % (b.shape, num_filter))
+                self._emit_binary(node, name, src, w, alpha, np.float32(1), bias, 1, 4,
+                                  "QConvolution", kernel=tuple(kernel), stride=tuple(strides),
+                                  dilate=tuple(dil), pad=tuple(conv_pad), num_filter=num_filter,
+                                  num_group=group, pad_value=int(pad_value))
+                return
         data = self.get(node.input[0], node)
         if pads[:2] != pads[2:]:
             data = mx.sym.pad(data, mode="constant", constant_value=0,
@@ -537,28 +557,28 @@ class _Importer:
                                           no_bias=b is None, name=name))
         self._record(node, name, "Convolution", binary=False)
 
-    def _binary_conv(self, node, name, x, kind, w, alpha, b, kernel, strides, dil, group, pad,
-                     pad_value, sign_node):
-        num_filter = w.shape[0]
+    def _emit_binary(self, node, name, src, w, alpha, gain, bias, axis, rank, op, **attrs):
+        """Emits the binary layer ``op`` (QConvolution / QFullyConnected) for ``node``.
+
+        ``src`` is what :meth:`_binary_source` matched, ``w`` the ±alpha[o] weights (times
+        ``gain``, Gemm's alpha). Without a bias of its own, the Mul / Add after the layer
+        (channel ``axis`` of a rank-``rank`` output) are folded in (:meth:`_fold_epilogue`).
+        """
+        x, kind, sign_node = src[:3]
         out = node.output[0]
-        scale = None if np.all(alpha == 1) else alpha  # a scale folded into the weights
-        if b is not None:
-            bias = self._per_channel(b, num_filter, 0, 1)
-        else:
-            out, scale, bias, _ = self._fold_epilogue(out, num_filter, 1, 4, scale, None)
+        scale = None if np.all(alpha == 1) and gain == 1 else (gain * alpha).astype(np.float32)
+        if bias is None:
+            out, scale, bias, _ = self._fold_epilogue(out, w.shape[0], axis, rank, scale, None)
         weight, mode = self._binary_weights(w, alpha, scale)
         if out != node.output[0]:  # epilogue folded: name the layer after its final output
             name = _sanitize(out, self.taken)
         args = [self.get(x, sign_node), self.param(name + "_weight", weight)]
         if bias is not None:
             args.append(self.param(name + "_bias", bias))
-        sym = mx.sym.QConvolution(*args, kernel=tuple(kernel), stride=tuple(strides),
-                                  dilate=tuple(dil), pad=tuple(pad), num_filter=num_filter,
-                                  num_group=group, no_bias=bias is None, act_bit=1, weight_bit=1,
-                                  scaling_mode=mode, pad_value=pad_value, name=name)
-        self.syms[out] = sym
-        self._record(node, name, "QConvolution", binary=True, scaling_mode=mode,
-                     pad_value=pad_value, sign=kind)
+        self.syms[out] = getattr(mx.sym, op)(*args, no_bias=bias is None, act_bit=1,
+                                             weight_bit=1, scaling_mode=mode, name=name, **attrs)
+        info = {"pad_value": attrs["pad_value"]} if "pad_value" in attrs else {}
+        self._record(node, name, op, binary=True, scaling_mode=mode, sign=kind, **info)
         if kind == "sign":
             self.report["plain_sign_layers"].append(name)
 
@@ -606,24 +626,8 @@ class _Importer:
         alpha = self._binary_alpha(w) if src is not None else None
         rank = 2 if flatten else self.rank(x_name)
         if src is not None and alpha is not None and rank is not None:
-            x, kind, sign_node, _, _ = src
-            out = node.output[0]
-            scale = None if np.all(alpha == 1) and gain == 1 else (gain * alpha).astype(np.float32)
-            if bias is None:
-                out, scale, bias, _ = self._fold_epilogue(out, units, rank - 1, rank, scale, None)
-            weight, mode = self._binary_weights(w, alpha, scale)
-            if out != node.output[0]:  # epilogue folded: name the layer after its final output
-                name = _sanitize(out, self.taken)
-            args = [self.get(x, sign_node), self.param(name + "_weight", weight)]
-            if bias is not None:
-                args.append(self.param(name + "_bias", bias))
-            self.syms[out] = mx.sym.QFullyConnected(*args, num_hidden=units, flatten=flatten,
-                                                    no_bias=bias is None, act_bit=1,
-                                                    weight_bit=1, scaling_mode=mode, name=name)
-            self._record(node, name, "QFullyConnected", binary=True, scaling_mode=mode,
-                         sign=kind)
-            if kind == "sign":
-                self.report["plain_sign_layers"].append(name)
+            self._emit_binary(node, name, src, w, alpha, gain, bias, rank - 1, rank,
+                              "QFullyConnected", num_hidden=units, flatten=flatten)
             return
         if gain != 1:
             w = (w * gain).astype(np.float32)
@@ -846,7 +850,7 @@ class _Importer:
     BROADCAST = {"Add": "broadcast_add", "Sub": "broadcast_sub", "Mul": "broadcast_mul",
                  "Div": "broadcast_div"}
 
-    def _binary(self, node):
+    def _arith(self, node):
         a, b = node.input
         ca, cb = self.const(a), self.const(b)
         if ca is not None and cb is not None:
@@ -864,18 +868,18 @@ class _Importer:
         self.out(node, op(self.get(a, node), self.get(b, node)))
 
     def op_Add(self, node):
-        self._binary(node)
+        self._arith(node)
 
     def op_Sub(self, node):
-        self._binary(node)
+        self._arith(node)
 
     def op_Mul(self, node):
-        self._binary(node)
+        self._arith(node)
 
     def op_Div(self, node):
         found = self._kbit_pattern(node)
         if found is None:
-            self._binary(node)
+            self._arith(node)
             return
         x, bits = found
         self.settle(x, node)
