@@ -32,10 +32,10 @@ import numpy as np
 
 __all__ = ["ConversionError", "AlreadyBinarizedError", "DTYPE_IDS", "LOSS_OPS", "Q_OPS",
            "V1_HINT", "node_attrs", "flag", "parse_int", "parse_tuple", "is_bmxnet_v1",
-           "params_index", "read_params_file", "load_params_file", "split_params",
+           "params_index", "read_params_file", "split_params",
            "validate_graph", "Graph", "QLayer", "parse_json", "load_symbol_json",
            "load_symbol_file", "atomic_write", "data_input_names", "guess_data_shape",
-           "shape_consistent", "shape_mismatches", "type_mismatches", "check_runs",
+           "shape_mismatches", "type_mismatches", "check_runs",
            "loss_forward", "inference_symbol", "symbol_from_graph", "ArrayInfo",
            "resolve_data_shape"]
 
@@ -305,9 +305,6 @@ def read_params_file(path):
         raise ConversionError("cannot read %s: MXNet could not parse it (%s); re-export the "
                               "checkpoint" % (path, detail[-1].strip() if detail else "no detail"))
     return loaded
-
-
-load_params_file = read_params_file
 
 
 def split_params(loaded, sym, source):
@@ -716,11 +713,6 @@ def shape_mismatches(sym, data_shapes, arg_shapes, aux_shapes):
         except mx.base.MXNetError as err:
             return [(None, _last_line(err), None)]
     return out
-
-
-def shape_consistent(sym, data_shapes, arg_shapes, aux_shapes):
-    """True when shape inference with these inputs reproduces every given parameter shape."""
-    return not shape_mismatches(sym, data_shapes, arg_shapes, aux_shapes)
 
 
 def type_mismatches(sym, data_types, arg_types, aux_types):

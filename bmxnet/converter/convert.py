@@ -25,7 +25,7 @@ import numpy as np
 
 from . import packing
 from ..graph import (AlreadyBinarizedError, ConversionError, DTYPE_IDS, Graph, Q_OPS, QLayer,
-                     atomic_write, check_runs, inference_symbol, load_params_file,
+                     atomic_write, check_runs, inference_symbol, read_params_file,
                      load_symbol_file, resolve_data_shape, split_params)
 
 __all__ = ["convert_model", "convert_checkpoint", "verify_models", "channel_scale",
@@ -627,12 +627,12 @@ def convert_checkpoint(params_path, *, output_dir=None, dry_run=False, verify=0,
         ref = (model.float_symbol, model.float_arg_params, model.aux_params)
     else:
         sym, _ = load_symbol_file(symbol_in)
-        arg_params, aux_params = split_params(load_params_file(params_path), sym, params_path)
+        arg_params, aux_params = split_params(read_params_file(params_path), sym, params_path)
         ref = (sym, arg_params, aux_params)
     new_sym, new_args, new_aux, report = convert_model(
         sym, arg_params, aux_params, skip_binarized=from_bmxnet, source=params_path)
     if from_bmxnet:
-        report.params_bytes_before = _nbytes(load_params_file(params_path))
+        report.params_bytes_before = _nbytes(read_params_file(params_path))
         _describe_repacked(report, model)
     report.files = {"symbol_in": symbol_in, "params_in": params_path, "symbol_out": symbol_out,
                     "params_out": params_out,
