@@ -22,6 +22,12 @@ reads); a crash of the process (signal) cannot be skipped that way and ends the 
 
     FUZZ SUMMARY target=params executions=1000000 crashes=0 distinct=0 execs_per_s=812 ...
 
+MXNet keeps some memory for every symbol it builds (a few hundred KB per execution of the deep
+targets; tracemalloc sees no Python objects), so a child runs at most ``--chunk`` seconds and a
+child stopped by libFuzzer's RSS limit is restarted; the input it was running is replayed alone
+in a fresh process, and when that stays far below the limit it is renamed ``growth-*`` and
+reported as a ``FUZZ MEMORY`` line, not counted as a crash (a real out-of-memory input is).
+
 ``fuzz`` is the libFuzzer process itself (one target, in-process: a crash of the reader kills
 it, which is how libFuzzer sees crashes). ``replay`` runs files through a target and prints
 one line per file; it exits 1 when any input gives something other than the documented error
