@@ -300,7 +300,8 @@ def test_converted_module_checkpoint_loads_with_symbolblock_imports(tmp_path):
         np.save(%r, net(mx.nd.array(x)).asnumpy())
         sym = mx.sym.load(p + "-symbol.json")
         print("ARGS", sym.list_arguments())
-    """ % (path, str(tmp_path / "out"), str(tmp_path / "out"), str(tmp_path / "y.npy")))
+    """ % (path, str(tmp_path / "out"), str(tmp_path / "out"), str(tmp_path / "y.npy")),
+        malloc_check=True)
     assert "loss head 'softmax' (SoftmaxOutput) written as its inference output; its label " \
         "input 'softmax_label' is dropped" in out
     assert "softmax_label" not in out.split("ARGS")[1]
@@ -593,3 +594,22 @@ def test_legacy_damaged_graphs_give_one_error(tmp_path):
     lines = [ln for ln in out.splitlines() if ln.startswith("CASE")]
     for (_, fragment), line in zip(cases, lines):
         assert "LegacyFormatError" in line and fragment in line, line
+
+
+@needs_legacy
+def test_migrated_v1_files_run_under_the_malloc_checker(tmp_path):
+    """legacy.load and the --from-bmxnet output (loaded as the README shows) under glibc's heap
+    checker: every Q-layer parameter carries a shape hint, so MXNet's shape inference never
+    overruns its buffer (finding 1 on this path)."""
+    out = expect_ok("""
+        import bmxnet.legacy as legacy
+        from bmxnet import converter
+        x = mx.nd.ones((2, 1, 28, 28))
+        a = legacy.load(%r, 1).net(x).asnumpy()
+        converter.convert_checkpoint(%r + "-0001.params", from_bmxnet=True, output_dir=%r)
+        p = %r + "/binarized_mnist_64bit"
+        net = mx.gluon.SymbolBlock.imports(p + "-symbol.json", ["data"], p + "-0001.params")
+        print("EQUAL", np.array_equal(net(x).asnumpy(), a), a.shape)
+    """ % ((os.path.join(LEGACY, "binarized_mnist_64bit"),) * 2 + (str(tmp_path),) * 2),
+        malloc_check=True)
+    assert "EQUAL True (2, 10)" in out
