@@ -132,6 +132,16 @@ def _weight_channels(m):
 def _reshape(m):
     m.graph.initializer.append(numpy_helper.from_array(np.array([7, 5], np.int64), "shp"))
     m.graph.node.insert(4, helper.make_node("Reshape", ["f", "shp"], ["rs"], name="reshape"))
+    _set_input(m, "gemm", 0, "rs")
+
+
+def _binary_conv_bias(m):
+    """Sign -> Conv(±1 weights) with a bias of 2 values for 3 filters (once silently dropped)."""
+    m.graph.node.insert(0, helper.make_node("Sign", ["x"], ["sx"], name="sign"))
+    _set_input(m, "conv", 0, "sx")
+    _init(m, "w").CopyFrom(numpy_helper.from_array(np.ones((3, 2, 3, 3), np.float32), "w"))
+    m.graph.initializer.append(numpy_helper.from_array(np.ones(2, np.float32), "b"))
+    _node(m, "conv").input.append("b")
 
 
 CASES = {  # name: (mutation, fragments of the message)
@@ -197,14 +207,18 @@ CASES = {  # name: (mutation, fragments of the message)
     # ranks (onnx's shape inference indexes attributes by the input's rank)
     "conv_2d_input": (lambda m: _input_dims(m, [2, 5]),
                       ["node 'conv' (Conv): input 'x' has rank 2; Conv needs 4-D (NCHW) data"]),
-    "conv_3d_weight": (lambda m: _init(m, "w").dims.__delitem__(3),
+    "conv_3d_weight": (lambda m: _init(m, "w").CopyFrom(numpy_helper.from_array(
+        np.ones((3, 2, 9), np.float32), "w")),
                        ["node 'conv' (Conv): input 'w' has rank 3; Conv needs 4-D weights"]),
     "concat_ranks": (_concat_ranks, ["node 'cat' (Concat): the inputs have different ranks"]),
     "unsqueeze_axes": (_unsqueeze, ["node 'unsq' (Unsqueeze): axes [7] do not fit"]),
     "pad_count": (_pad_count, ["node 'pad' (Pad): 2 pads do not fit a rank-4 input"]),
     # consistent for onnx, refused by MXNet's shape inference
     "weight_channels": (_weight_channels, ["does not pass MXNet's shape inference"]),
-    "reshape_size": (_reshape, ["node 'gemm' (Gemm)"]),
+    "reshape_size": (_reshape, ["does not pass MXNet's shape inference",
+                                "Error in operator gemm"]),
+    "binary_conv_bias": (_binary_conv_bias, ["node 'conv' (Conv): the bias of shape (2,) does "
+                                             "not match the 3 output channels"]),
 }
 
 GROUPS = {  # one child interpreter per group
@@ -216,7 +230,7 @@ GROUPS = {  # one child interpreter per group
     "tensors": ["truncated_initializer", "huge_initializer", "negative_dims", "string_initializer",
                 "external_data", "int_input", "zero_dim_input"],
     "ranks": ["conv_2d_input", "conv_3d_weight", "concat_ranks", "unsqueeze_axes", "pad_count",
-              "weight_channels", "reshape_size"],
+              "weight_channels", "reshape_size", "binary_conv_bias"],
 }
 
 
@@ -294,7 +308,7 @@ bases = [_base(), _handmade_bnn(np.random.RandomState(0)),
 NAMES = ["strides", "pads", "dilations", "kernel_shape", "group", "axis", "perm", "axes",
          "transA", "transB", "alpha", "epsilon", "auto_pad", "ceil_mode", "mode"]
 VALUES = [0, -1, 1, 2, 3, 2 ** 31, [0, 0], [1, 1], [0, 1, 2, 3], [-1, 1, 1, 1], [2, 2, 2],
-          [], 0.0, float("nan"), 1e30, b"VALID", b"SAME_LOWER", b"x"]
+          [5], 0.0, float("nan"), 1e30, b"VALID", b"SAME_LOWER", b"x"]
 outcomes = {{}}
 for seed in range({count}):
     r = random.Random(seed)
@@ -340,7 +354,7 @@ assert set(outcomes) <= {{"imported", "OnnxImportError"}}, outcomes
 def test_seeded_mutations_end_in_onnx_import_error_or_a_model():
     """A short seeded fuzz pass (the long one is the atheris harness): attribute values, input
     dimensions, dropped nodes, initializer values and truncated bytes."""
-    out = expect_ok(FUZZ.format(tests=os.path.dirname(os.path.abspath(__file__)), count=150),
+    out = expect_ok(FUZZ.format(tests=os.path.dirname(os.path.abspath(__file__)), count=300),
                     timeout=600)
     assert "imported" in out and "OnnxImportError" in out  # both outcomes were reached
 

@@ -69,6 +69,8 @@ zero), so the import accepts plain ``Sign`` and documents the gap; the report li
 concerned (``report['plain_sign_layers']``). Models exported by :mod:`bmxnet.onnx.export` use the
 sign(0) = +1 pattern and have no gap.
 """
+import contextlib
+import io
 import os
 import re
 
@@ -963,8 +965,9 @@ def import_bytes(data, output_prefix=None, *, epoch=0, convert=True, source="<by
     shapes = {n: s for n, s in report["inputs"].items() if s and None not in s}
     if len(shapes) == len(report["inputs"]):
         try:
-            sym.infer_shape(**shapes, **{k: v.shape for k, v in arg_params.items()},
-                            **{k: v.shape for k, v in aux_params.items()})
+            with contextlib.redirect_stdout(io.StringIO()):  # MXNet prints the arguments
+                sym.infer_shape(**shapes, **{k: v.shape for k, v in arg_params.items()},
+                                **{k: v.shape for k, v in aux_params.items()})
         except mx.base.MXNetError as err:
             raise OnnxImportError("%s: the imported network does not pass MXNet's shape "
                                   "inference: %s" % (source, _mx_message(err))) from None
