@@ -6,7 +6,7 @@
     # -> binarized_mnist-symbol.json + binarized_mnist-0001.params
 
 Exit status 0 on success, 1 on any error (printed as one ``error: ...`` line on stderr), 2 for
-bad command-line usage.
+bad command-line usage. A BMXNet v1 file needs ``--from-bmxnet``; the tool says so.
 """
 import argparse
 import os
@@ -55,8 +55,10 @@ def build_parser():
                    help="run N random inputs through the original and the converted model and "
                         "report the largest difference (must be 0; nothing is written otherwise)")
     p.add_argument("--data-shape", metavar="SHAPE", type=_shape, default=None,
-                   help="input shape for --verify, batch first (e.g. 1,1,28,28); guessed from "
-                        "the first layer when omitted")
+                   help="input shape, batch first (e.g. 1,1,28,28): the converted model is "
+                        "checked to bind and run with it before anything is written (and "
+                        "--verify uses it); worked out from the first layer when omitted, "
+                        "and asked for when that is not possible")
     p.add_argument("--from-bmxnet", action="store_true",
                    help="PARAMS is a BMXNet v1 model (binarized_* or unconverted); write it in "
                         "this project's binarized format")
