@@ -29,8 +29,7 @@ True
 import numpy as np
 
 __all__ = ["WORD_BITS", "words_for", "pack_signs", "unpack_signs", "pack_conv_weights",
-           "unpack_conv_weights", "pack_dense_weights", "unpack_dense_weights",
-           "packed_conv_shape", "packed_dense_shape"]
+           "unpack_conv_weights", "pack_dense_weights", "unpack_dense_weights"]
 
 WORD_BITS = 64
 
@@ -85,18 +84,6 @@ def unpack_signs(words, n):
         raise ValueError("packed words have bits set beyond element %d (unused bits must be 0)"
                          % n)
     return np.where(bits[..., :n] == 1, np.float32(1), np.float32(-1))
-
-
-def packed_conv_shape(weight_shape):
-    """Packed shape (O, kh, kw, ceil(C/64)) of a float conv weight of shape (O, C, kh, kw)."""
-    o, c, kh, kw = (int(d) for d in weight_shape)
-    return (o, kh, kw, words_for(c))
-
-
-def packed_dense_shape(weight_shape):
-    """Packed shape (O, ceil(in/64)) of a float dense weight of shape (O, in)."""
-    o, i = (int(d) for d in weight_shape)
-    return (o, words_for(i))
 
 
 def _check_ndim(w, ndim, what):
