@@ -129,7 +129,7 @@ def is_bmxnet_v1(graph):
         if isinstance(graph.get("attrs"), dict) else None
     if isinstance(version, list) and len(version) == 2 and isinstance(version[1], int):
         return version[1] < 10000
-    return any("attr" in n or "param" in n for n in nodes) or version is None
+    return any("attr" in n or "param" in n for n in nodes)
 
 
 # ------------------------------------------------------------------------------------------
@@ -398,7 +398,7 @@ def validate_graph(graph, source, error=ConversionError):
     if not graph["heads"]:
         raise error("%s: it has no outputs ('heads' is empty)" % hint)
     for head in graph["heads"]:
-        if not _entry_ok(head, len(nodes)):
+        if not _entry_ok(head, len(nodes)) or (nodes[head[0]]["op"] == "null" and head[1]):
             raise error("%s: 'heads' names %r, which is not an output of one of its %d nodes"
                         % (hint, head, len(nodes)))
     for k in graph["arg_nodes"]:

@@ -213,6 +213,7 @@ HOSTILE_JSON = {
     "head node out of range": (_set_heads(lambda g: [[len(g["nodes"]) + 3, 0, 0]]),
                                "'heads' names"),
     "heads empty": (_set_heads(lambda g: []), "'heads' is empty"),
+    "head output 1 of a variable": (_set_heads(lambda g: [[0, 1, 0]]), "'heads' names [0, 1, 0]"),
     "input output index": (lambda g: _node(g, "bn")["inputs"][0].__setitem__(1, 4),
                            "output 4 of node"),
     "input from a later node (cycle)": (
@@ -488,6 +489,12 @@ def test_is_bmxnet_v1():
     assert not legacy.is_bmxnet_v1(json.loads(ours.tojson()))
     assert not legacy.is_bmxnet_v1(json.loads(mx.sym.relu(mx.sym.var("x")).tojson()))
     assert not legacy.is_bmxnet_v1({"nodes": "garbage"}) and not legacy.is_bmxnet_v1([1])
+    unversioned = json.loads(ours.tojson())
+    del unversioned["attrs"]
+    assert not legacy.is_bmxnet_v1(unversioned)  # modern node keys: not v1
+    for node in unversioned["nodes"]:
+        node["attr"] = node.pop("attrs", {})
+    assert legacy.is_bmxnet_v1(unversioned)  # MXNet 0.x node keys
 
 
 @needs_legacy
