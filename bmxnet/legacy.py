@@ -35,6 +35,15 @@ The BMXNet v1 format, and how each part is mapped:
   operators binarize them — with the same count scale and +1 padding.
 * **MXNet 0.9 json** (``"attr"``/``"param"`` keys) is parsed here, node by node, not by MXNet's
   upgrader; standard layers are rebuilt with ``mx.sym`` and the layer's attributes.
+  :func:`is_bmxnet_v1` tells such a file from one of this project.
+
+What is checked (the files are read with :mod:`bmxnet.graph`, which validates the json graph and
+the .params headers before MXNet sees them): the word count of a packed weight only tells its
+input size given the layer's attributes, so the whole network is checked for one input shape
+(``data_shape``, or worked out from the first layer; when that fails, ``data_shape`` is asked
+for): a weight whose words imply another input channel count than the layer receives is refused,
+naming the layer. The packed layers carry their input size (``in_channels`` / ``in_units``),
+which the operators check.
 """
 import json
 import os
