@@ -48,7 +48,8 @@ def _base():
              numpy_helper.from_array(rng.randn(4, 48).astype(np.float32), "g")]
     graph = helper.make_graph(nodes, "base",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -332,8 +333,8 @@ for seed in range({count}):
             t = g.initializer[r.randrange(len(g.initializer))]
             a = numpy_helper.to_array(t).copy()
             if a.size:
-                a.flat[r.randrange(a.size)] = r.choice([0, -1, 2, float("nan")] if a.dtype.kind == "f"
-                                                       else [0, -1, 2, 9])
+                values = [0, -1, 2, float("nan")] if a.dtype.kind == "f" else [0, -1, 2, 9]
+                a.flat[r.randrange(a.size)] = r.choice(values)
             t.CopyFrom(numpy_helper.from_array(a, t.name))
     data = m.SerializeToString()
     if r.random() < 0.1:
@@ -523,7 +524,8 @@ def test_plain_import_bmxnet_exports_q_operators(tmp_path):
         rng = np.random.RandomState(0)
         params = {{"qc_weight": mx.nd.array(rng.randn(4, 2, 3, 3)),
                   "qc_bias": mx.nd.array(rng.randn(4)),
-                  "qf_weight": mx.nd.array(rng.randn(3, 100)), "qf_bias": mx.nd.array(rng.randn(3))}}
+                  "qf_weight": mx.nd.array(rng.randn(3, 100)),
+                  "qf_bias": mx.nd.array(rng.randn(3))}}
         mx.onnx.export_model(y, params, in_shapes=[(2, 2, 5, 5)], in_types=[np.float32],
                              onnx_file_path={path!r})
         x = rng.randn(2, 2, 5, 5).astype(np.float32)

@@ -281,7 +281,8 @@ def check_model(model, source):
     if len(versions) > 1:
         _fail(source, "the default ONNX domain is imported %d times" % len(versions))
     if versions and not 1 <= versions[0] <= latest:
-        _fail(source, "opset version %d is not supported: the onnx package knows opsets 1 .. %d" % (versions[0], latest))
+        _fail(source, "opset version %d is not supported: the onnx package knows opsets 1 .. %d"
+                      % (versions[0], latest))
     opset = versions[0] if versions else 1
     graph = model.graph
     if graph.sparse_initializer:

@@ -190,8 +190,8 @@ class _Layer:
         i = self.node["inputs"][k][0]
         pnode = self.mx_graph[i]
         if pnode["op"] != "null" or pnode["name"] not in self.kwargs["weights"]:
-            raise OnnxExportError("%s: input %d (%s) must be a parameter with a value in params to be "
-                             "exported" % (self.name, k, pnode["name"]))
+            raise OnnxExportError("%s: input %d (%s) must be a parameter with a value in params "
+                                  "to be exported" % (self.name, k, pnode["name"]))
         return i, pnode
 
     def param(self, k):
@@ -250,10 +250,8 @@ class _Layer:
 
     # -- shapes ----------------------------------------------------------------------------
     def input_shape(self, k):
-        """Shape of input k, from MXNet's shape inference of the graph up to this node.
-
-        Needed for packed weights, whose word count only bounds the channel count.
-        """
+        """Shape of input k (0: an unknown dimension), from MXNet's shape inference of the
+        graph up to this node."""
         graph_inputs = {}
         for item in self.kwargs["proc_nodes"]:
             if isinstance(item, onnx.ValueInfoProto) and item.name not in self.kwargs["weights"]:
@@ -273,10 +271,10 @@ class _Layer:
             _, out, _ = sym.infer_shape_partial(**shapes)
         except mx.base.MXNetError as err:
             raise OnnxExportError("%s: cannot infer the shape of input %d (%s)"
-                             % (self.name, k, _mx_message(err))) from None
-        if not out or not out[0] or 0 in out[0]:
-            raise OnnxExportError("%s: the shape of input %d is unknown; export models with packed "
-                             "weights with static input shapes (dynamic=False)" % (self.name, k))
+                                  % (self.name, k, _mx_message(err))) from None
+        if not out or not out[0]:
+            raise OnnxExportError("%s: the rank of input %d is unknown; give the data inputs' "
+                                  "shapes (in_shapes)" % (self.name, k))
         return tuple(out[0])
 
 
@@ -324,8 +322,8 @@ def _weights_and_scale(layer, packed, weight_bit, scaling, no_bias, unpack):
     w = layer.param(1)
     if packed:
         if w.dtype != np.int64:
-            raise OnnxExportError("%s: binarized_weights_only=True but the weight is %s, not packed "
-                             "int64 words" % (layer.name, w.dtype))
+            raise OnnxExportError("%s: binarized_weights_only=True but the weight is %s, not "
+                                  "packed int64 words" % (layer.name, w.dtype))
         try:
             wq = unpack(w)
         except ValueError as err:
@@ -357,9 +355,8 @@ def convert_qconvolution(node, **kwargs):
         raise OnnxExportError("%s: pad_value=%d cannot be exported" % (layer.name, pad_value))
     act_bit, weight_bit, scaling, packed, no_bias = _quant_attrs(layer)
 
-    def unpack(words):
-        channels = layer.input_shape(0)[1]
-        return unpack_conv_weights(words, channels // groups)
+    def unpack(words):  # the operator requires in_channels (C, total) with packed weights
+        return unpack_conv_weights(words, _int(a, "in_channels", 0) // groups)
 
     wq, alpha = _weights_and_scale(layer, packed, weight_bit, scaling, no_bias, unpack)
     x = _quantize_act(layer, layer.inputs[0], act_bit)
@@ -390,10 +387,8 @@ def convert_qfully_connected(node, **kwargs):
     flatten = _flag(layer.attrs, "flatten", True)
     act_bit, weight_bit, scaling, packed, no_bias = _quant_attrs(layer)
 
-    def unpack(words):
-        shape = layer.input_shape(0)
-        in_units = int(np.prod(shape[1:])) if flatten else shape[-1]
-        return unpack_dense_weights(words, in_units)
+    def unpack(words):  # the operator requires in_units with packed weights
+        return unpack_dense_weights(words, _int(layer.attrs, "in_units", 0))
 
     wq, alpha = _weights_and_scale(layer, packed, weight_bit, scaling, no_bias, unpack)
     x = _quantize_act(layer, layer.inputs[0], act_bit)
@@ -499,7 +494,7 @@ def _load_params(params):
             params = mx.nd.load(os.fspath(params))
         except mx.base.MXNetError as err:
             raise OnnxExportError("%s: not an MXNet .params file (%s)"
-                             % (params, _mx_message(err))) from None
+                                  % (params, _mx_message(err))) from None
     if isinstance(params, (list, tuple)):
         merged = {}
         for part in params:
@@ -524,7 +519,7 @@ def _load_symbol(sym):
             return mx.sym.load(os.fspath(sym))
         except (mx.base.MXNetError, ValueError) as err:  # ValueError: not UTF-8 / not JSON
             raise OnnxExportError("%s: not an MXNet symbol file (%s)"
-                             % (sym, _mx_message(err))) from None
+                                  % (sym, _mx_message(err))) from None
     raise TypeError("sym must be a Symbol, a -symbol.json path or a HybridBlock, got %s"
                     % type(sym).__name__)
 
@@ -572,7 +567,7 @@ def export_model(sym, params, input_shape, onnx_path, *, input_type=np.float32,
         The path of a ``.params`` file, a dict of name -> NDArray (``arg:``/``aux:`` prefixes
         allowed) or an ``(arg_params, aux_params)`` pair.
     input_shape : tuple or list of tuples
-        Shape of the (each) data input, e.g. ``(1, 1, 28, 28)``. Packed models need it static.
+        Shape of the (each) data input, e.g. ``(1, 1, 28, 28)``.
     onnx_path : str
         Where to write the model. It is written to a temporary file first and renamed, so a
         failed export leaves nothing behind.
