@@ -269,12 +269,13 @@ def _import_in_child(models, tmp_path, **kwargs):
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
 def test_malformed_models_raise_onnx_import_error(tmp_path, group):
+    """(under glibc's heap checker: an overrun in onnx or MXNet aborts the child)"""
     models = {}
     for name in GROUPS[group]:
         model = _base()
         CASES[name][0](model)
         models[name] = model.SerializeToString()
-    results = _import_in_child(models, tmp_path)
+    results = _import_in_child(models, tmp_path, malloc_check=True)
     for name in GROUPS[group]:
         got = results[name]
         assert got.startswith("OnnxImportError: "), (name, got)
@@ -354,9 +355,9 @@ assert set(outcomes) <= {{"imported", "OnnxImportError"}}, outcomes
 
 def test_seeded_mutations_end_in_onnx_import_error_or_a_model():
     """A short seeded fuzz pass (the long one is the atheris harness): attribute values, input
-    dimensions, dropped nodes, initializer values and truncated bytes."""
+    dimensions, dropped nodes, initializer values and truncated bytes; under glibc's heap checker."""
     out = expect_ok(FUZZ.format(tests=os.path.dirname(os.path.abspath(__file__)), count=300),
-                    timeout=600)
+                    timeout=600, malloc_check=True)
     assert "imported" in out and "OnnxImportError" in out  # both outcomes were reached
 
 
