@@ -354,8 +354,9 @@ assert set(outcomes) <= {{"imported", "OnnxImportError"}}, outcomes
 
 
 def test_seeded_mutations_end_in_onnx_import_error_or_a_model():
-    """A short seeded fuzz pass (the long one is the atheris harness): attribute values, input
-    dimensions, dropped nodes, initializer values and truncated bytes; under glibc's heap checker."""
+    """A short seeded fuzz pass (the long one is the atheris harness), under glibc's heap
+    checker: attribute values, input dimensions, dropped nodes, initializer values and
+    truncated bytes."""
     out = expect_ok(FUZZ.format(tests=os.path.dirname(os.path.abspath(__file__)), count=300),
                     timeout=600, malloc_check=True)
     assert "imported" in out and "OnnxImportError" in out  # both outcomes were reached
