@@ -9,6 +9,8 @@ import copy
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -19,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import bmxnet.onnx
 from bmxnet.onnx import OnnxImportError, export_model, import_bytes, import_model
-from subproc import describe, expect_ok, run_snippet
+from subproc import ROOT, describe, expect_ok, run_snippet
 
 ort.set_default_logger_severity(3)
 
@@ -514,6 +516,21 @@ def test_register_translators_is_idempotent():
     assert all(MXNetGraph.registry_[bmxnet.onnx.OPSET][op] is f for op, f in before.items())
     assert not any("SoftmaxOutput" in ops or "BatchNorm" in ops
                    for v, ops in MXNetGraph.registry_.items() if v != bmxnet.onnx.OPSET)
+
+
+def test_registration_is_light_and_needs_no_onnx_package():
+    """Importing bmxnet.onnx loads neither the translators' module nor the importer, and works
+    when the onnx package is missing (export is then unavailable, as in MXNet)."""
+    code = ("import sys\n"
+            "sys.modules['onnx'] = None  # as if onnx were not installed\n"
+            "import mxnet, bmxnet, bmxnet.onnx\n"
+            "assert bmxnet.onnx.register_translators() == []\n"
+            "assert issubclass(bmxnet.onnx.OnnxImportError, bmxnet.onnx.OnnxError)\n"
+            "assert not {'bmxnet.onnx.export', 'bmxnet.onnx.importer'} & set(sys.modules)\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and "ok" in proc.stdout, describe(proc)
 
 
 def test_plain_import_bmxnet_exports_q_operators(tmp_path):
