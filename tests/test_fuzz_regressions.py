@@ -20,6 +20,12 @@ CORPUS = os.path.join(HERE, "fuzz", "corpus_regressions")
 TARGETS = ["params", "symbol_json", "convert", "onnx"]
 
 
+def _limit_memory():
+    """Some inputs once made MXNet allocate gigabytes: a regression fails, it does not swap."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+
 def _inputs(target):
     folder = os.path.join(CORPUS, target)
     if not os.path.isdir(folder):
@@ -33,7 +39,7 @@ def test_found_inputs_end_in_the_documented_error(target):
     files = _inputs(target)
     proc = subprocess.run([sys.executable, RUN, "replay", target] + files, cwd=ROOT,
                           capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), preexec_fn=_limit_memory)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     done = len([ln for ln in lines if ": accepted" in ln or ": refused" in ln])
     findings = [ln for ln in lines if ": FINDING" in ln]

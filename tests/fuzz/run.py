@@ -194,7 +194,7 @@ def _kind(log, rc):
     return "exit code %d" % rc
 
 
-RSS_LIMIT_MB = 2048
+RSS_LIMIT_MB = 4096
 
 
 def _replay_peak_mb(target, artifact):
