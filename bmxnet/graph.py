@@ -457,9 +457,9 @@ def parse_json(text, source, error=ConversionError):
 
 def symbol_from_graph(graph, source="the graph", error=ConversionError):
     """``mx.sym.load_json`` of a validated graph dict, with the shape hints of
-    :func:`bmxnet.shape_inference.add_shape_hints` (so that no Q-operator input reaches MXNet's
+    :func:`bmxnet.ops.add_shape_hints` (so that no Q-operator input reaches MXNet's
     shape inference with an unknown ndim)."""
-    from .shape_inference import add_shape_hints
+    from .ops import add_shape_hints
     graph = dict(graph)
     graph.pop("node_row_ptr", None)  # recomputed by MXNet
     try:
