@@ -459,7 +459,7 @@ def symbol_from_graph(graph, source="the graph", error=ConversionError):
     """``mx.sym.load_json`` of a validated graph dict, with the shape hints of
     :func:`bmxnet.ops.add_shape_hints` (so that no Q-operator input reaches MXNet's
     shape inference with an unknown ndim)."""
-    from .ops import add_shape_hints
+    from .ops import add_shape_hints  # here: ops -> shape_inference may import this module
     graph = dict(graph)
     graph.pop("node_row_ptr", None)  # recomputed by MXNet
     try:
