@@ -1,8 +1,8 @@
 """Python signatures of the operators, as MXNet's built-in layers have them.
 
 Operators from a custom library take their inputs positionally and never create parameter
-variables. ``import bmxnet`` wraps ``QConvolution`` and ``QFullyConnected`` in ``mx.nd`` and
-``mx.sym`` so that, like ``Convolution`` / ``FullyConnected``:
+variables. ``import bmxnet`` wraps ``QConvolution``, ``QFullyConnected`` and ``QActivation`` in
+``mx.nd`` and ``mx.sym`` so that, like ``Convolution`` / ``FullyConnected``:
 
 * inputs may be given by keyword (``weight=``, ``bias=``, ``weight_scale=``), and
 * in ``mx.sym`` missing parameter inputs become variables named ``<name>_weight``,
@@ -10,20 +10,31 @@ variables. ``import bmxnet`` wraps ``QConvolution`` and ``QFullyConnected`` in `
   Each created variable carries a ``__shape__`` hint of known ndim (MXNet's shape inference
   crashes on a Q-layer input of unknown ndim: :mod:`bmxnet.shape_inference`) and the hidden
   attributes given with ``attr=`` (``lr_mult``, ``wd_mult``, ``ctx_group`` …), as the variables
-  that ``mx.sym.Convolution`` creates do.
+  that ``mx.sym.Convolution`` creates do;
+* in ``mx.nd`` a 0-d input array is refused with a ValueError (MXNet's wrapper of library
+  operators would fail with ``std::bad_alloc``).
 """
 import functools
 
 import mxnet as mx
 
-from .shape_inference import input_names, param_hints
+from .shape_inference import add_shape_hints, input_names, param_hints
 
-__all__ = ["install"]
+__all__ = ["install", "add_shape_hints"]
 
 
 def _hidden(attr):
     """``attr=`` of a symbol call as hidden variable attributes: lr_mult -> __lr_mult__."""
     return {(k if k.startswith("__") else "__%s__" % k): str(v) for k, v in (attr or {}).items()}
+
+
+def _check_ndarrays(op_name, names, inputs):
+    """Refuses 0-d arrays: MXNet's library-operator wrapper treats ndim 0 as unknown and fails
+    with std::bad_alloc before the operator sees them."""
+    for name, value in zip(names, inputs):
+        if isinstance(value, mx.nd.NDArray) and value.ndim == 0:
+            raise ValueError("%s: input '%s' is a 0-d array; MXNet's library operators need at "
+                             "least one dimension: pass it as x.reshape((1,))" % (op_name, name))
 
 
 def _wrap(raw, hint, symbolic):
@@ -38,6 +49,8 @@ def _wrap(raw, hint, symbolic):
         for n in names:
             kwargs.pop(n, None)
         missing = [n for n, v in zip(names, inputs) if v is None]
+        if not symbolic:
+            _check_ndarrays(op_name, names, inputs)
         if not missing:
             return raw(*inputs, **kwargs)
         if not symbolic or "data" in missing:
@@ -57,7 +70,8 @@ def install():
     """Wraps the raw generated functions in mx.nd / mx.sym (once)."""
     for module, symbolic in ((mx.nd, False), (mx.sym, True)):
         for op_name, hint in (("QConvolution", "qconvolution"),
-                              ("QFullyConnected", "qfullyconnected")):
+                              ("QFullyConnected", "qfullyconnected"),
+                              ("QActivation", "qactivation")):
             raw = getattr(module, op_name)
             if getattr(raw, "_bmxnet_wrapped", False):
                 continue

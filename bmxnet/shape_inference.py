@@ -20,7 +20,8 @@ variables had no shape. bmxnet's defence has two layers:
    runs, MXNet infers the same graph with each Q-layer replaced by a Python ``Custom`` operator
    (MXNet's Python custom-op wrapper handles unknown shapes safely) that computes the Q-layer's
    output shape and records which inputs had a known ndim. Only when every Q-layer input is
-   known does the real inference run; otherwise ``infer_shape_partial`` returns the probe's
+   known (the data fully: a library operator cannot return a partly known shape) does the real
+   inference run; otherwise ``infer_shape_partial`` returns the probe's
    partial shapes, ``infer_shape`` returns ``(None, None, None)`` as MXNet does for an
    incomplete graph, and ``simple_bind`` / ``reshape`` raise an ``MXNetError`` that names the
    layer, its input and the argument shapes to give.
@@ -203,8 +204,9 @@ _probe_lock = threading.Lock()
 _probe_seen = {}
 
 
+# The probe's own shapes use -1 for an unknown dimension, as MXNet's custom-op wrapper does.
 def _conv_out(data, attrs):
-    unknown = -1 if is_np_shape() else 0
+    unknown = -1
     if len(data) != 4:
         return [unknown] * 4
     kernel = _pair(attrs.get("kernel"), 0)
@@ -224,11 +226,41 @@ def _conv_out(data, attrs):
 
 
 def _dense_out(data, attrs):
-    unknown = -1 if is_np_shape() else 0
+    unknown = -1
     hidden = _size(attrs.get("num_hidden")) or unknown
     if _flag(attrs.get("flatten"), True) or not data:
         return [data[0] if data else unknown, hidden]
     return list(data[:-1]) + [hidden]
+
+
+def _param_shapes(op, data, attrs):
+    """Parameter shapes a weighted Q-layer gets from (possibly partly known) data, for partial
+    answers; only what the known dimensions fix (the operator itself checks everything)."""
+    packed = _flag(attrs.get("binarized_weights_only"), False)
+    words = lambda n: -(-n // 64)  # noqa: E731
+    shapes = {}
+    if op == "QFullyConnected":
+        out = _size(attrs.get("num_hidden"))
+        feats = data[1:] if _flag(attrs.get("flatten"), True) else data[-1:]
+        if out and data and min(feats or [1]) > 0:
+            cols = 1
+            for d in feats:
+                cols *= d
+            shapes["weight"] = [out, words(cols) if packed else cols]
+    elif op == "QConvolution":
+        out = _size(attrs.get("num_filter"))
+        group = _size(attrs.get("num_group", "1"))
+        kernel = _pair(attrs.get("kernel"), 0)
+        if out and group and kernel and min(kernel) > 0 and len(data) == 4 and \
+                data[1] > 0 and data[1] % group == 0:
+            c = data[1] // group
+            shapes["weight"] = [out] + list(kernel) + [words(c)] if packed \
+                else [out, c] + list(kernel)
+    else:
+        return shapes
+    if out:
+        shapes["bias"] = shapes["weight_scale"] = [out]
+    return shapes
 
 
 class _ProbeProp(mx.operator.CustomOpProp):
@@ -245,7 +277,12 @@ class _ProbeProp(mx.operator.CustomOpProp):
         return ["in%d" % i for i in range(self._count)]
 
     def infer_shape(self, in_shape):
-        known = [len(s) > 0 for s in in_shape]
+        # Parameters need a known ndim (the operator fills in their unknown dimensions); the
+        # data must be fully known: a library operator cannot hand back a partly known shape.
+        # (MXNet's Python custom-op wrapper hands unknown dimensions over as -1; under legacy
+        # shapes a 0 is unknown too.)
+        least = 0 if is_np_shape() else 1
+        known = [len(s) > 0 and (i > 0 or min(s) >= least) for i, s in enumerate(in_shape)]
         seen = _probe_seen.setdefault(self._name, [False] * len(known))
         _probe_seen[self._name] = [a or b for a, b in zip(seen, known)]
         data = list(in_shape[0]) if in_shape else []
@@ -257,7 +294,14 @@ class _ProbeProp(mx.operator.CustomOpProp):
             out = _dense_out(data, self._attrs)
         else:
             out = data
-        return in_shape, [out], []
+        params = _param_shapes(self._op, data, self._attrs)
+        names = input_names(self._op, self._attrs)
+        # Fill parameters of known ndim only: one of unknown ndim is computed by other
+        # operators, whose unknown arguments the error message should still name.
+        shapes = [params.get(names[i], list(shape))
+                  if 0 < i < len(names) and len(shape) and min(shape) <= 0 else list(shape)
+                  for i, shape in enumerate(in_shape)]
+        return shapes, [out], []
 
     def create_operator(self, ctx, in_shapes, in_dtypes):
         raise MXNetError("bmxnet's shape probe is not an operator to run")

@@ -220,7 +220,9 @@ def test_fc_size_attributes():
         "in_units wrong, no flatten": ("fc(x=mx.nd.ones((2, 3, 10)), flatten=False, in_units=30)",
                                        ["in_units' = 30", "has 10 input features"]),
         "in_units right": ("fc(in_units=10)", None),
-        "1-D data with flatten": ("fc(x=mx.nd.ones((10,)))", ["at least 2 dimensions"]),
+        # as FullyConnected: (n,) with flatten=True is n rows of one feature
+        "1-D data with flatten": ("fc(x=mx.nd.ones((10,)))",
+                                  ["weight has shape (5, 10)", "(5, 1) is needed"]),
         "1-D data without flatten": ("fc(x=mx.nd.ones((10,)), flatten=False)", None),
         "bias of another size": ("mx.nd.QFullyConnected(x, w, mx.nd.ones((4,)), num_hidden=5)",
                                  ["bias has shape (4,)", "(5,) is needed"]),

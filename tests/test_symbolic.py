@@ -125,6 +125,25 @@ def test_issue_reproducers_under_malloc_checker():
     assert lines[2] == "([(), (4, 0, 3, 3), (4,)], [()], [])"
 
 
+def test_partial_inference_with_an_unknown_batch():
+    # MXNet's own layers on the same graph give the same output and data shapes.
+    out = expect_ok("""
+        for conv, fc in ((mx.sym.QConvolution, mx.sym.QFullyConnected),
+                         (mx.sym.Convolution, mx.sym.FullyConnected)):
+            s = fc(conv(mx.sym.var('data'), num_filter=4, kernel=(3, 3), name='c'),
+                   num_hidden=3, name='f')
+            args, outs, _ = s.infer_shape_partial(data=(0, 3, 8, 8))
+            print(args[0], outs, args[-2:])
+        """, malloc_check=True)
+    q, ref = out.splitlines()[-2:]
+    assert q == ref == "(0, 3, 8, 8) [(0, 3)] [(3, 144), (3,)]"
+
+
+def test_zero_d_array_is_a_clear_error():
+    expect_error("mx.nd.QActivation(mx.nd.array(np.float32(3)))", "ValueError",
+                 "QActivation: input 'data' is a 0-d array", "reshape((1,))")
+
+
 def test_simple_bind_with_unknown_data_is_a_clear_error():
     expect_error("""
         w = mx.sym.var('w')

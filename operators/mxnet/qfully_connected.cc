@@ -63,11 +63,8 @@ struct FCParams {
   // Checks the data shape `x` against the parameters (a zero-size batch is allowed, zero-size
   // features are not) and derives every other shape, each within MXNet's tensor size.
   Geometry geometry(const Shape& x) const {
-    if (x.size() < (flatten ? 2u : 1u)) {
-      throw OpError("data has shape " + shape_str(x) + "; with flatten=" +
-                    (flatten ? "True it needs at least 2 dimensions (batch, features...)"
-                             : "False it needs at least 1 dimension"));
-    }
+    // As FullyConnected: 1-D data of shape (n,) with flatten=True is n rows of one feature.
+    if (x.empty()) throw OpError("data has no dimensions; it needs at least 1");
     elements(x, "data");
     // features: every axis after the first (flatten) or the last axis; rows: the others.
     const size_t first_feature = flatten ? 1 : x.size() - 1;

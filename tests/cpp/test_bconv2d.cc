@@ -249,4 +249,12 @@ TEST(bconv2d_bad_shapes_throw) {
   s = ok;
   s.in_channels = 0;
   throws(s, "in_channels");
+  // Sizes whose products overflow: the padded input of one image, a dimension past 2^31.
+  s = ok;
+  s.pad_h = s.pad_w = 1 << 30;
+  s.stride_h = s.stride_w = (1LL << 31) - 1;
+  throws(s, "padded input");
+  s = ok;
+  s.in_h = 1LL << 31;
+  throws(s, "2^31");
 }
