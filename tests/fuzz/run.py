@@ -353,6 +353,12 @@ def cmd_campaign(args):
     if args.fresh and os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out, exist_ok=True)
+    # A campaign keeps the corpora of earlier ones (a head start), not their verdicts: every
+    # finding is reported again until it is fixed.
+    for name in os.listdir(out):
+        if name.startswith("known-"):
+            os.remove(os.path.join(out, name))
+    shutil.rmtree(os.path.join(out, "logs"), ignore_errors=True)
     # A target that starts gets an equal share of the time left, times the parallel jobs: a
     # fast target that finishes early leaves its time to the slower ones.
     deadline = time.time() + args.max_time if args.max_time else None
