@@ -147,6 +147,19 @@ def _binary_conv_bias(m):
     _node(m, "conv").input.append("b")
 
 
+def _weight(m, name, shape, sign=False):
+    _init(m, name).CopyFrom(numpy_helper.from_array(np.ones(shape, np.float32), name))
+    if sign:
+        m.graph.node.insert(0, helper.make_node("Sign", ["x"], ["sx"], name="sign"))
+        _set_input(m, "conv", 0, "sx")
+
+
+def _int_operand(m):
+    m.graph.initializer.append(numpy_helper.from_array(np.ones(4, np.int64), "k"))
+    m.graph.node.append(helper.make_node("Add", ["y", "k"], ["z"], name="add"))
+    m.graph.output[0].name = "z"
+
+
 CASES = {  # name: (mutation, fragments of the message)
     # attributes (onnx's shape inference trusts them: strides 0 is SIGFPE)
     "conv_strides_zero": (lambda m: _set_attr(m, "conv", "strides", [0, 0]),
@@ -202,6 +215,15 @@ CASES = {  # name: (mutation, fragments of the message)
     "string_initializer": (_string_init, ["initializer 's' has data type STRING"]),
     "external_data": (_external, ["initializer 'w' keeps its data in an external file",
                                   "save_as_external_data=False"]),
+    "empty_conv_weight": (lambda m: _weight(m, "w", (3, 0, 3, 3)),  # once imported silently
+                          ["node 'conv' (Conv): the constant that becomes 'conv_weight' has the "
+                           "empty shape (3, 0, 3, 3)"]),
+    "empty_binary_weight": (lambda m: _weight(m, "w", (0, 2, 3, 3), sign=True),
+                            ["node 'conv' (Conv): the constant", "empty shape (0, 2, 3, 3)"]),
+    "empty_gemm_weight": (lambda m: _weight(m, "g", (4, 0)),
+                          ["node 'gemm' (Gemm): the constant", "empty shape (4, 0)"]),
+    "int_operand": (_int_operand, ["node 'add' (Add): the constant 'k' is int64",
+                                   "needs float operands"]),
     "int_input": (lambda m: setattr(m.graph.input[0].type.tensor_type, "elem_type",
                                     TensorProto.INT64),
                   ["input 'x' is INT64; only float32 inputs"]),
@@ -231,7 +253,8 @@ GROUPS = {  # one child interpreter per group
               "duplicate_initializer", "unknown_graph_output", "input_count", "opset",
               "unsupported", "domain"],
     "tensors": ["truncated_initializer", "huge_initializer", "negative_dims", "string_initializer",
-                "external_data", "int_input", "zero_dim_input"],
+                "external_data", "int_input", "zero_dim_input", "empty_conv_weight",
+                "empty_binary_weight", "empty_gemm_weight", "int_operand"],
     "ranks": ["conv_2d_input", "conv_3d_weight", "concat_ranks", "unsqueeze_axes", "pad_count",
               "weight_channels", "reshape_size", "binary_conv_bias"],
 }

@@ -182,6 +182,7 @@ class _Importer:
                 if inp:
                     self.consumers.setdefault(inp, []).append(node)
         self.graph_outputs = {o.name for o in self.graph.output}
+        self.node = None          # the node being translated
         self.syms = {}            # tensor name -> mx symbol
         self.lazy = {}            # tensor name -> callable building its symbol on first use
         self.signs = {}           # sign output -> (input, 'sign' | 'sign_pm1', node)
@@ -202,15 +203,25 @@ class _Importer:
         return _sanitize(node.name or node.output[0], self.taken)
 
     def param(self, name, value):
-        """A new variable ``name`` holding ``value``."""
-        self.params[name] = np.asarray(value)
-        return mx.sym.var(name, shape=np.shape(value), dtype=str(np.asarray(value).dtype))
+        """A new variable ``name`` holding ``value`` (a 0-d value becomes shape (1,), which
+        broadcasts the same: MXNet reads the shape () as unknown, like any 0 dimension)."""
+        value = np.asarray(value)
+        if value.ndim == 0:
+            value = value.reshape(1)
+        if 0 in value.shape:
+            self.fail(self.node, "the constant that becomes %r has the empty shape %s; an empty "
+                                 "weight or operand means the model is damaged, re-export it"
+                      % (name, value.shape))
+        self.params[name] = value
+        return mx.sym.var(name, shape=value.shape, dtype=str(value.dtype))
 
     def const_var(self, tensor):
         if tensor not in self.const_vars:
             value = self.consts[tensor]
-            if value.dtype == np.float64:
-                value = value.astype(np.float32)
+            if value.dtype.kind != "f":
+                self.fail(self.node, "the constant %r is %s; ONNX arithmetic on float data "
+                                     "needs float operands" % (tensor, value.dtype))
+            value = value.astype(np.float32)
             self.const_vars[tensor] = self.param(_sanitize(tensor, self.taken), value)
         return self.const_vars[tensor]
 
@@ -257,6 +268,7 @@ class _Importer:
         for node in self.graph.node:  # check_model: supported operators, valid attributes
             if node.output[0] in self.done:
                 continue
+            self.node = node  # named by errors raised below the handler
             try:
                 getattr(self, "op_" + node.op_type)(node)
             except mx.base.MXNetError as err:
@@ -272,6 +284,7 @@ class _Importer:
             if o.name in self.consts and o.name not in self.syms:
                 raise OnnxImportError("%s: graph output %r is a constant; nothing to compute"
                                       % (self.path, o.name))
+            self.node = self.producer.get(o.name)
             outs.append(self.get(o.name))
             self.report["outputs"].append(o.name)
         sym = outs[0] if len(outs) == 1 else mx.sym.Group(outs)
@@ -409,6 +422,8 @@ class _Importer:
     @staticmethod
     def _binary_alpha(w):
         """alpha[o] when every row w[o] is ±alpha[o] with alpha[o] > 0, else None."""
+        if w.size == 0:
+            return None  # refused as a float layer's empty weight
         rows = np.abs(w.reshape(w.shape[0], -1))
         alpha = rows[:, 0]
         if not np.all(np.isfinite(rows)) or np.any(alpha <= 0) or \
