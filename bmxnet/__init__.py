@@ -61,6 +61,7 @@ from . import gluon, optimizer, quantizers  # noqa: E402  (optimizer registers '
 from . import model_zoo  # noqa: E402
 from .binarize import binarize  # noqa: E402
 from .summary import summary  # noqa: E402
+from . import converter, legacy  # noqa: E402  (bmxnet.converter / bmxnet.legacy after import bmxnet)
 
 __all__ = ["gluon", "ops", "optimizer", "quantizers", "model_zoo", "binarize", "summary",
-           "kernel_path", "LIB_PATH", "OPS"]
+           "converter", "legacy", "kernel_path", "LIB_PATH", "OPS"]

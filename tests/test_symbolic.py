@@ -253,3 +253,8 @@ def test_bmxnet_v1_json_loaded_directly_names_the_migration(how):
                                    "P + '-0001.params')"}[how]
     expect_error("P = %r\n%s\n" % (prefix, call), "MXNetError", "BMXNet v1 file",
                  "--from-bmxnet", "bmxnet.legacy.load")
+
+
+def test_import_bmxnet_exposes_converter_and_legacy():
+    expect_ok("assert callable(bmxnet.legacy.load) and "
+              "callable(bmxnet.converter.convert_checkpoint)")
