@@ -73,6 +73,7 @@ MXNet's own layers
 """
 import json
 import os
+import re
 import tempfile
 
 import mxnet as mx
@@ -482,9 +483,10 @@ def with_shape_hints(sym):
 
 
 def _mx_message(err):
-    """The informative last line of an MXNetError (the first is 'Traceback ...')."""
+    """The informative last line of an MXNetError (the first is 'Traceback ...'), without the
+    '[0] /path/to/source.cc[38]: ' prefix of errors raised by an operator library."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return lines[-1] if lines else repr(err)
+    return re.sub(r"^\[\d+\] \S+\[\d+\]: ", "", lines[-1]) if lines else repr(err)
 
 
 def _load_params(params):
