@@ -46,17 +46,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos = end + 1;
   }
   const bmx_mx::AttrReader r(attrs);
+  // Keys the input does not give take the default path (no parsing): read only those given,
+  // each with every accessor (an exception per refusal is the costly part of an execution).
   for (const char* key : kKeys) {
+    if (!attrs.count(key)) continue;
     expect_op_error([&] { r.integer(key, 1); });
     expect_op_error([&] { r.real(key, 1.0); });
     expect_op_error([&] { r.boolean(key, false); });
     expect_op_error([&] { r.str(key, ""); });
-    for (int64_t lo = 0; lo <= 1; ++lo) {
-      expect_op_error([&] { r.size(key, 1, lo); });
-      expect_op_error([&] { r.required_size(key, lo); });
-      for (size_t n = 1; n <= 4; ++n) expect_op_error([&] { r.tuple(key, n, 0, lo); });
-      expect_op_error([&] { r.required_tuple(key, 2, lo); });
-    }
+    expect_op_error([&] { r.size(key, 1, 0); });
+    expect_op_error([&] { r.required_size(key, 1); });
+    expect_op_error([&] { r.tuple(key, 1, 0, 1); });
+    expect_op_error([&] { r.tuple(key, 2, 0, 0); });
+    expect_op_error([&] { r.required_tuple(key, 4, 1); });
   }
   expect_op_error([&] { r.reject_unknown({"kernel", "num_filter", "act_bit"}); });
   expect_op_error([&] { bmx_mx::QuantParams::parse(r, true); });

@@ -13,7 +13,7 @@ if [ -z "$CXX" ]; then
 fi
 MX=$($PY -c "import mxnet, os; print(os.path.dirname(mxnet.__file__))")
 mkdir -p "$OUT"
-FLAGS="-std=c++17 -O1 -g -fsanitize=fuzzer,address -w"
+FLAGS="-std=c++17 -O2 -g -fsanitize=fuzzer,address -w"
 # MXNet's lib_api.cc changes only with the wheel: compile it once.
 [ -f "$OUT/lib_api.o" ] || $CXX $FLAGS -c -I "$MX/include" "$MX/src/lib_api.cc" -o "$OUT/lib_api.o"
 $CXX $FLAGS -I "$MX/include" -I operators/mxnet -I operators/kernels \
