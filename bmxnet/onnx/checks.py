@@ -228,7 +228,7 @@ def _check_node(node, index, opset, source):
         _fail(source, "%s: required input %d is empty" % (label, 1 + [
             i for i in range(min_in) if not node.input[i]][0]))
     if not min_out <= len(node.output) <= max_out or not node.output[0]:
-        _fail(source, "%s has outputs %s; %s has %d to %d, the first one named"
+        _fail(source, "%s has the outputs %s; %s has %d to %d outputs, the first one named"
                       % (label, list(node.output), node.op_type, min_out, max_out))
     _check_attributes(node, label, spec, source)
     names = {a.name for a in node.attribute}
