@@ -84,6 +84,7 @@ from onnx import helper, numpy_helper
 from ..converter import channel_scale, unpack_conv_weights, unpack_dense_weights
 from .. import ops
 from ..converter.graph import ConversionError, atomic_write
+from ..shape_inference import hinted
 from . import OPSET
 from .errors import OnnxExportError
 
@@ -477,11 +478,6 @@ def _shape_hinted(graph):
     return graph
 
 
-def with_shape_hints(sym):
-    """``sym`` with the shape hints of :func:`_shape_hinted`."""
-    return mx.sym.load_json(json.dumps(_shape_hinted(json.loads(sym.tojson()))))
-
-
 def _mx_message(err):
     """The informative last line of an MXNetError (the first is 'Traceback ...'), without the
     '[0] /path/to/source.cc[38]: ' prefix of errors raised by an operator library."""
@@ -592,7 +588,7 @@ def export_model(sym, params, input_shape, onnx_path, *, input_type=np.float32,
     if isinstance(sym, HybridBlock):
         sym, block_params = _from_block(sym, input_shape)
         params = block_params if params is None else params
-    sym = with_shape_hints(_load_symbol(sym))
+    sym = hinted(_load_symbol(sym))
     params = _load_params(params)
     shapes = [tuple(input_shape)] if not isinstance(input_shape[0], (list, tuple)) \
         else [tuple(s) for s in input_shape]

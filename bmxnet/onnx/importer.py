@@ -80,9 +80,10 @@ import onnx
 from onnx import numpy_helper
 
 from ..converter.graph import ConversionError, atomic_write
+from ..shape_inference import hinted
 from .checks import check_model
 from .errors import OnnxImportError
-from .export import _mx_message, with_shape_hints
+from .export import _mx_message
 
 __all__ = ["import_model", "import_bytes", "OnnxImportError"]
 
@@ -994,7 +995,7 @@ def import_bytes(data, output_prefix=None, *, epoch=0, convert=True, source="<by
         except ConversionError as err:
             raise OnnxImportError("%s: the model converter refused the imported network: %s"
                                   % (source, err)) from None
-    sym = with_shape_hints(sym)
+    sym = hinted(sym)  # every Q-layer parameter variable with a __shape__ of known ndim
     if output_prefix is not None:
         report["files"] = _save(output_prefix, epoch, sym, arg_params, aux_params)
     return sym, arg_params, aux_params, report
