@@ -160,6 +160,15 @@ def _int_operand(m):
     m.graph.output[0].name = "z"
 
 
+def _const_outer_product(m):
+    """Two constants of 2^16 elements whose folded product would have 2^32 (16 GiB)."""
+    m.graph.initializer.append(numpy_helper.from_array(np.ones((1, 65536), np.float32), "ca"))
+    m.graph.initializer.append(numpy_helper.from_array(np.ones((65536, 1), np.float32), "cb"))
+    m.graph.node.append(helper.make_node("Mul", ["ca", "cb"], ["cc"], name="outer"))
+    m.graph.node.append(helper.make_node("Add", ["y", "cc"], ["z"], name="add"))
+    m.graph.output[0].name = "z"
+
+
 CASES = {  # name: (mutation, fragments of the message)
     # attributes (onnx's shape inference trusts them: strides 0 is SIGFPE)
     "conv_strides_zero": (lambda m: _set_attr(m, "conv", "strides", [0, 0]),
@@ -224,6 +233,9 @@ CASES = {  # name: (mutation, fragments of the message)
                           ["node 'gemm' (Gemm): the constant", "empty shape (4, 0)"]),
     "int_operand": (_int_operand, ["node 'add' (Add): the constant 'k' is int64",
                                    "needs float operands"]),
+    "const_outer_product": (_const_outer_product,
+                            ["node 'outer' (Mul): the constants of shapes (1, 65536) and "
+                             "(65536, 1) broadcast to (65536, 65536), more than 2147483648"]),
     "int_input": (lambda m: setattr(m.graph.input[0].type.tensor_type, "elem_type",
                                     TensorProto.INT64),
                   ["input 'x' is INT64; only float32 inputs"]),
@@ -254,7 +266,7 @@ GROUPS = {  # one child interpreter per group
               "unsupported", "domain"],
     "tensors": ["truncated_initializer", "huge_initializer", "negative_dims", "string_initializer",
                 "external_data", "int_input", "zero_dim_input", "empty_conv_weight",
-                "empty_binary_weight", "empty_gemm_weight", "int_operand"],
+                "empty_binary_weight", "empty_gemm_weight", "int_operand", "const_outer_product"],
     "ranks": ["conv_2d_input", "conv_3d_weight", "concat_ranks", "unsqueeze_axes", "pad_count",
               "weight_channels", "reshape_size", "binary_conv_bias"],
 }

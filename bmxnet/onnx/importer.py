@@ -81,7 +81,7 @@ from onnx import numpy_helper
 
 from ..converter.graph import ConversionError, atomic_write
 from ..shape_inference import hinted
-from .checks import check_model
+from .checks import MAX_ELEMENTS, check_model
 from .errors import OnnxImportError
 from .export import _mx_message
 
@@ -871,9 +871,18 @@ class _Importer:
     def _arith(self, node):
         a, b = node.input
         ca, cb = self.const(a), self.const(b)
-        if ca is not None and cb is not None:
+        if ca is not None and cb is not None:  # folded here, in numpy
+            try:
+                shape = np.broadcast_shapes(ca.shape, cb.shape)
+            except ValueError:
+                self.fail(node, "the constants of shapes %s and %s do not broadcast"
+                          % (ca.shape, cb.shape))
+            if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+                self.fail(node, "the constants of shapes %s and %s broadcast to %s, more than "
+                                "%d elements" % (ca.shape, cb.shape, shape, MAX_ELEMENTS))
             fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
-            self.consts[node.output[0]] = fn[node.op_type](ca, cb)
+            with np.errstate(all="ignore"):  # x/0 is inf or nan, as in ONNX
+                self.consts[node.output[0]] = fn[node.op_type](ca, cb)
             return
         for const, other, pos in ((cb, a, 0), (ca, b, 1)):
             other_rank = self.rank(other)
