@@ -83,7 +83,7 @@ from onnx import helper, numpy_helper
 
 from ..converter import channel_scale, unpack_conv_weights, unpack_dense_weights
 from .. import ops
-from ..converter.graph import ConversionError, atomic_write
+from ..graph import atomic_write, flag, parse_int, parse_tuple
 from ..shape_inference import hinted
 from . import OPSET
 from .errors import OnnxExportError
@@ -126,28 +126,22 @@ def quantize_weights(w, bits):
 # ------------------------------------------------------------------------------------------------
 # Attribute parsing (MXNet hands every attribute over as a string)
 # ------------------------------------------------------------------------------------------------
-def _tuple(attrs, key, n, default):
+def _value(attrs, key):
+    """The attribute string, None when absent or 'None'."""
     value = attrs.get(key)
-    if value is None or value == "None":
-        return (default,) * n
-    items = [int(t) for t in value.strip("()[] ").replace(" ", "").split(",") if t]
-    if len(items) == 1:
-        items = items * n
-    if len(items) != n:
-        raise OnnxExportError("attribute %s=%s: expected %d values" % (key, value, n))
-    return tuple(items)
+    return None if value in (None, "None") else value
+
+
+def _tuple(attrs, key, n, default):
+    return parse_tuple(_value(attrs, key), n, default)
 
 
 def _flag(attrs, key, default=False):
-    value = attrs.get(key)
-    if value is None:
-        return default
-    return str(value) in ("True", "true", "1")
+    return flag(_value(attrs, key), default)
 
 
 def _int(attrs, key, default):
-    value = attrs.get(key)
-    return default if value in (None, "None") else int(value)
+    return parse_int(_value(attrs, key), default)
 
 
 def _c_order(array):
@@ -608,8 +602,5 @@ def export_model(sym, params, input_shape, onnx_path, *, input_type=np.float32,
             onnx.checker.check_model(model, full_check=True)
         onnx.save(model, tmp)
 
-    try:
-        atomic_write([(onnx_path, write)])
-    except ConversionError as err:
-        raise OnnxExportError(str(err)) from None
+    atomic_write([(onnx_path, write)], error=OnnxExportError)
     return onnx_path

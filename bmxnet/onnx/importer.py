@@ -79,7 +79,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..converter.graph import ConversionError, atomic_write
+from ..graph import ConversionError, atomic_write
 from ..shape_inference import hinted
 from .checks import MAX_ELEMENTS, check_model
 from .errors import OnnxImportError
@@ -937,10 +937,8 @@ def _save(prefix, epoch, sym, arg_params, aux_params):
     targets = [prefix + "-symbol.json", "%s-%04d.params" % (prefix, epoch)]
     blob = {"arg:" + k: v for k, v in arg_params.items()}
     blob.update({"aux:" + k: v for k, v in aux_params.items()})
-    try:
-        atomic_write([(targets[0], sym.save), (targets[1], lambda tmp: mx.nd.save(tmp, blob))])
-    except ConversionError as err:
-        raise OnnxImportError(str(err)) from None
+    atomic_write([(targets[0], sym.save), (targets[1], lambda tmp: mx.nd.save(tmp, blob))],
+                 error=OnnxImportError)
     return targets
 
 
