@@ -610,6 +610,19 @@ def test_files_get_the_usual_mode(tmp_path, rng):
                                             "m.onnx"]  # no temporary files left
 
 
+def test_unwritable_destinations_raise_the_area_error(tmp_path, rng):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    sym = _conv_bn(None)
+    args, aux = _params(sym, (1, 3, 5, 5), rng)
+    with pytest.raises(bmxnet.onnx.OnnxExportError, match="cannot write to .*a_file"):
+        export_model(sym, (args, aux), (1, 3, 5, 5), blocker / "m.onnx")
+    path = export_model(sym, (args, aux), (1, 3, 5, 5), tmp_path / "m.onnx")
+    with pytest.raises(OnnxImportError, match="cannot create the folder .*a_file"):
+        import_model(path, str(blocker / "sub" / "out"))
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "m.onnx"]
+
+
 # ------------------------------------------------------------------------------------------------
 # packed layers: the input size they were packed for, and shape hints
 # ------------------------------------------------------------------------------------------------
