@@ -13,8 +13,8 @@ Gluon layers live in :mod:`bmxnet.gluon` (``QConv2D``, ``QDense``, ``QActivation
 in :mod:`bmxnet.quantizers`, the Bop optimizer in :mod:`bmxnet.optimizer` (``'bop'`` for
 ``gluon.Trainer``), models in :mod:`bmxnet.model_zoo`; :func:`binarize` turns a float Gluon model
 into a binary one and :func:`summary` prints a per-layer table. The model converter is
-:mod:`bmxnet.converter`, BMXNet v1 files load with :mod:`bmxnet.legacy`, and ``import bmxnet.onnx``
-adds ONNX export and import.
+:mod:`bmxnet.converter`, BMXNet v1 files load with :mod:`bmxnet.legacy`, and ONNX export and import
+are :mod:`bmxnet.onnx`.
 """
 import os
 
@@ -62,6 +62,7 @@ from . import model_zoo  # noqa: E402
 from .binarize import binarize  # noqa: E402
 from .summary import summary  # noqa: E402
 from . import converter, legacy  # noqa: E402  (bmxnet.converter / bmxnet.legacy after import bmxnet)
+from . import onnx  # noqa: E402,F401  (mx.onnx.export_model handles the Q-operators)
 
 __all__ = ["gluon", "ops", "optimizer", "quantizers", "model_zoo", "binarize", "summary",
-           "converter", "legacy", "kernel_path", "LIB_PATH", "OPS"]
+           "converter", "legacy", "onnx", "kernel_path", "LIB_PATH", "OPS"]

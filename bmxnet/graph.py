@@ -629,14 +629,15 @@ def _umask():
     return mask
 
 
-def atomic_write(outputs, error=ConversionError):
+def atomic_write(outputs, error=ConversionError, fix="write to a folder you can write to"):
     """Writes several files so that each appears complete or not at all.
 
     ``outputs`` is a list of ``(final_path, writer)``; ``writer(tmp_path)`` writes the content.
     All contents go to temporary names in the target folders first; only when every write
     succeeded are they renamed (``os.replace``) to their final names, with the usual file mode
     (0666 minus the umask). On any error the temporary files are removed and ``error`` names
-    the file or folder.
+    the file or folder; ``fix`` is what the caller's user can do about a folder that cannot be
+    written (the converter names its ``--output-dir``).
     """
     temps = []
     try:
@@ -646,8 +647,7 @@ def atomic_write(outputs, error=ConversionError):
                 fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                                            suffix=".tmp")
             except OSError as err:
-                raise error("cannot write to %s: %s; choose another folder with --output-dir "
-                            "(output_dir=)" % (folder, err.strerror or err))
+                raise error("cannot write to %s: %s; %s" % (folder, err.strerror or err, fix))
             os.close(fd)
             temps.append((tmp, path))
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual file mode

@@ -501,6 +501,7 @@ def convert_checkpoint(params_path, *, output_dir=None, dry_run=False, verify=0,
     def write_params(tmp):
         mx.nd.save(tmp, save)
 
-    atomic_write([(symbol_out, write_symbol), (params_out, write_params)])
+    atomic_write([(symbol_out, write_symbol), (params_out, write_params)],
+                 fix="choose another folder with --output-dir (output_dir=)")
     report.files["sizes"].update({p: os.path.getsize(p) for p in (symbol_out, params_out)})
     return report
