@@ -54,7 +54,7 @@ from mxnet import autograd, gluon
 from . import model_zoo
 from . import optimizer as bopt
 from .data import DATASETS, DataError, get_dataset
-from .graph import ConversionError, read_params_file
+from .graph import ConversionError, error_line, read_params_file
 
 __all__ = ["main", "train", "build_parser", "HPARAM_SETS", "RECIPES", "parse_hparams",
            "check_hparams", "run_preset", "UsageError"]
@@ -212,16 +212,7 @@ def _make_trainer(net, optimizer, hp, steps_per_epoch, epochs, kvstore):
         return gluon.Trainer(net.collect_params(), optimizer, params, kvstore=kvstore)
     except (TypeError, ValueError, mx.base.MXNetError) as e:
         raise UsageError("bad hyperparameter for optimizer %r: %s"
-                         % (optimizer, _one_line(e))) from None
-
-
-def _one_line(err):
-    """What an error says, in one line: the first line of a Python error, the last of an
-    MXNetError (whose message may start with a C++ stack trace)."""
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    if not lines:
-        return type(err).__name__
-    return lines[-1] if isinstance(err, mx.base.MXNetError) else lines[0]
+                         % (optimizer, error_line(e))) from None
 
 
 def _evaluate(net, data, ctx, loss_fn):
@@ -278,7 +269,7 @@ def _load_export(net, path, ctx):
         if name in params:
             try:
                 params[name].set_data(v.as_in_context(ctx))
-            except (AssertionError, mx.base.MXNetError) as e:
+            except (AssertionError, mx.base.MXNetError):
                 raise DataError("checkpoint %s: %s has shape %s, the model needs %s; was it "
                                 "written for another model?" % (path, name, v.shape,
                                                                 params[name].shape)) from None
@@ -480,7 +471,7 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
         except (TypeError, ValueError, mx.base.MXNetError) as e:
             raise UsageError("cannot build model %r with arguments %s for %s inputs of shape %s: "
                              "%s" % (model, ", ".join("%s=%r" % i for i in sorted(kw.items())),
-                                     dataset, ds.input_shape, _one_line(e))) from None
+                                     dataset, ds.input_shape, error_line(e))) from None
         return net
 
     stages = []
@@ -508,7 +499,7 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
                 except Exception as e:  # a pickle or MXNet error from a damaged file
                     raise DataError("cannot resume from %s: %s (%s); delete it to resume with "
                                     "fresh optimizer state" % (states, type(e).__name__,
-                                                               _one_line(e))) from None
+                                                               error_line(e))) from None
             log("resumed %s from epoch %d" % (pfx, done))
             if done >= n_epochs:
                 log("%s: the checkpoint already has epoch %d of %d; nothing to train"

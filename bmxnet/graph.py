@@ -21,9 +21,11 @@ Every failure raises :class:`ConversionError` (or the ``error`` class a caller p
 message naming the file or layer and the fix.
 """
 import contextlib
+import ctypes
 import io
 import json
 import os
+import re
 import struct
 import tempfile
 
@@ -34,7 +36,7 @@ __all__ = ["ConversionError", "AlreadyBinarizedError", "DTYPE_IDS", "LOSS_OPS", 
            "V1_HINT", "node_attrs", "flag", "parse_int", "parse_tuple", "is_bmxnet_v1",
            "params_index", "read_params_file", "split_params",
            "validate_graph", "Graph", "QLayer", "parse_json", "load_symbol_json",
-           "load_symbol_file", "atomic_write", "data_input_names", "guess_data_shape",
+           "load_symbol_file", "atomic_write", "error_line", "data_input_names", "guess_data_shape",
            "shape_mismatches", "type_mismatches", "check_runs",
            "loss_forward", "inference_symbol", "symbol_from_graph", "ArrayInfo",
            "resolve_data_shape"]
@@ -295,15 +297,17 @@ def read_params_file(path):
     if not os.path.isfile(path):
         raise ConversionError("params file %s not found" % path)
     arrays = params_index(path)
-    if arrays and arrays[0].name is None:
+    if not arrays:
+        raise ConversionError("%s holds no parameters; pass the PREFIX-EPOCH.params written by "
+                              "HybridBlock.export or Module.save_checkpoint" % path)
+    if arrays[0].name is None:
         raise ConversionError("%s holds an unnamed list of arrays, not named parameters; save "
                               "it with HybridBlock.export or Module.save_checkpoint" % path)
     try:
         loaded = mx.nd.load(path)
     except mx.base.MXNetError as err:
-        detail = [line for line in str(err).splitlines() if line.strip()]
         raise ConversionError("cannot read %s: MXNet could not parse it (%s); re-export the "
-                              "checkpoint" % (path, detail[-1].strip() if detail else "no detail"))
+                              "checkpoint" % (path, error_line(err)))
     return loaded
 
 
@@ -424,25 +428,70 @@ def _referenced_outputs(graph):
     return top
 
 
-def _visible_outputs(node, error, source):
-    """How many visible outputs MXNet gives ``node`` (one op fed by fresh variables)."""
-    inputs = node.get("inputs", [])
-    probe_nodes = [{"op": "null", "name": "in%d" % k, "inputs": []} for k in range(len(inputs))]
-    probe = dict(node, inputs=[[k, 0, 0] for k in range(len(inputs))])
-    probe.pop("control_deps", None)
-    probe_nodes.append(probe)
-    text = json.dumps({"nodes": probe_nodes, "arg_nodes": list(range(len(inputs))),
-                       "heads": [[len(inputs), 0, 0]]})
-    try:
-        internals = mx.sym.load_json(text).get_internals()
-    except mx.base.MXNetError as err:
-        raise error("MXNet cannot load the symbol in %s: %s" % (source, _last_line(err)))
-    return len(internals.list_outputs()) - len(inputs)
+def _signature(node, error, source, cache):
+    """(inputs, visible outputs) of ``node``'s operator with its attributes, from MXNet itself.
+
+    The operator is composed with as many fresh variables as the node has inputs: MXNet refuses
+    too many and adds variables for missing ones, which are then counted. (MXNet's json loader
+    trusts the input count: a BatchNorm node without inputs crashes ``list_auxiliary_states``.)
+    """
+    attrs = {k: v for k, v in node_attrs(node).items() if not k.startswith("__")}
+    n = len(node.get("inputs", []))
+    key = (node["op"], tuple(sorted(attrs.items())), n)
+    if key not in cache:
+        label = "node '%s' (%s)" % (node["name"], node["op"])
+        keys = sorted(attrs)
+        try:
+            op = ctypes.c_void_p()
+            mx.base.check_call(mx.base._LIB.NNGetOpHandle(mx.base.c_str(node["op"]),
+                                                          ctypes.byref(op)))
+            handle = mx.base.SymbolHandle()
+            mx.base.check_call(mx.base._LIB.MXSymbolCreateAtomicSymbol(
+                op, mx.base.mx_uint(len(keys)), mx.base.c_str_array(keys),
+                mx.base.c_str_array([attrs[k] for k in keys]), ctypes.byref(handle)))
+            sym = mx.sym.Symbol(handle)
+            sym._compose(*[mx.sym.var("__bmxnet_in%d" % k) for k in range(n)],
+                         name="__bmxnet_probe")
+            takes = len(sym.list_arguments()) + len(sym.list_auxiliary_states())
+            cache[key] = (takes, len(sym.list_outputs()))
+        except mx.base.MXNetError as err:
+            detail = error_line(err)
+            if "is not registered" in str(err):
+                detail += " (run `import bmxnet` before loading, and check the operator's name)"
+            raise error("MXNet cannot load the symbol in %s: %s: %s" % (source, label, detail))
+    return cache[key]
 
 
-def _last_line(err):
+def check_operators(graph, source, error=ConversionError):
+    """Raises ``error`` unless every operator node has the inputs its operator takes and every
+    output that is used exists (MXNet's json loader trusts both)."""
+    nodes, cache = graph["nodes"], {}
+    top = _referenced_outputs(graph)
+    for index, node in enumerate(nodes):
+        if node["op"] == "null":
+            continue
+        takes, outputs = _signature(node, error, source, cache)
+        have = len(node.get("inputs", []))
+        if have != takes:
+            raise error("%s is not a valid MXNet symbol file: node %d ('%s', %s) has %d input(s), "
+                        "but the operator with these attributes takes %d"
+                        % (source, index, node["name"], node["op"], have, takes))
+        if top.get(index, 0) >= outputs:
+            raise error("%s is not a valid MXNet symbol file: output %d of node %d ('%s', %s) "
+                        "is used, but it has %d output(s)" % (source, top[index], index,
+                                                              node["name"], node["op"], outputs))
+
+
+def error_line(err):
+    """What an error says, in one line: the last line of an MXNetError (its first lines may be
+    a C++ traceback), without the ``[0] /path/source.cc[38]: `` prefix of errors raised inside an
+    operator library; the first line of any other error."""
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else type(err).__name__
+    if not lines:
+        return type(err).__name__
+    if isinstance(err, mx.base.MXNetError):
+        return re.sub(r"^\[\d+\] \S+\[\d+\]: ", "", lines[-1])
+    return lines[0]
 
 
 def parse_json(text, source, error=ConversionError):
@@ -465,7 +514,7 @@ def symbol_from_graph(graph, source="the graph", error=ConversionError):
     try:
         return mx.sym.load_json(json.dumps(add_shape_hints(graph)))
     except mx.base.MXNetError as err:
-        detail = _last_line(err)
+        detail = error_line(err)
         if "is not registered" in str(err):
             detail += " (run `import bmxnet` before loading, and check the operator's name)"
         raise error("MXNet cannot load the symbol in %s: %s" % (source, detail))
@@ -481,13 +530,7 @@ def load_symbol_json(text, source, error=ConversionError):
     validate_graph(graph, source, error)
     if is_bmxnet_v1(graph):
         raise error("%s is a %s" % (source, V1_HINT))
-    for index, top in _referenced_outputs(graph).items():
-        node = graph["nodes"][index]
-        count = _visible_outputs(node, error, source)
-        if top >= count:
-            raise error("%s is not a valid MXNet symbol file: output %d of node %d ('%s', %s) "
-                        "is used, but it has %d output(s)" % (source, top, index, node["name"],
-                                                              node["op"], count))
+    check_operators(graph, source, error)
     return symbol_from_graph(graph, source, error), graph
 
 
@@ -695,7 +738,7 @@ def shape_mismatches(sym, data_shapes, arg_shapes, aux_shapes):
     try:
         inferred_args, _, inferred_aux = _quiet_infer(sym.infer_shape_partial, **dict(data_shapes))
     except mx.base.MXNetError as err:
-        return [(None, _last_line(err), None)]
+        return [(None, error_line(err), None)]
     if inferred_args is None:
         return [(None, "shape inference gave no result", None)]
     out = []
@@ -711,7 +754,7 @@ def shape_mismatches(sym, data_shapes, arg_shapes, aux_shapes):
         try:
             _quiet_infer(sym.infer_shape, **given)
         except mx.base.MXNetError as err:
-            return [(None, _last_line(err), None)]
+            return [(None, error_line(err), None)]
     return out
 
 
@@ -721,7 +764,7 @@ def type_mismatches(sym, data_types, arg_types, aux_types):
     try:
         inferred_args, _, inferred_aux = sym.infer_type_partial(**dict(data_types))
     except mx.base.MXNetError as err:
-        return [(None, _last_line(err), None)]
+        return [(None, error_line(err), None)]
     out = []
     for names, inferred, given in ((sym.list_arguments(), inferred_args, arg_types),
                                    (sym.list_auxiliary_states(), inferred_aux, aux_types)):
@@ -888,7 +931,7 @@ def check_runs(sym, arg_params, aux_params, data_name, data_shape, source, label
             out.wait_to_read()
     except mx.base.MXNetError as err:
         raise error("%s does not run for input shape %s: %s" % (source, data_shape,
-                                                                _last_line(err)))
+                                                                error_line(err)))
 
 
 # ------------------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ import mxnet as mx
 import numpy as np
 
 from .converter import packing
-from .graph import (V1_HINT, ConversionError, DTYPE_IDS, Graph, LOSS_OPS, QLayer, flag,
-                    is_bmxnet_v1, loss_forward, node_attrs, parse_int, parse_json,
+from .graph import (V1_HINT, ConversionError, DTYPE_IDS, Graph, LOSS_OPS, QLayer, error_line,
+                    flag, is_bmxnet_v1, loss_forward, node_attrs, parse_int, parse_json,
                     read_params_file, resolve_data_shape, symbol_from_graph)
 
 __all__ = ["load", "read", "LegacyModel", "LegacyFormatError", "decode_conv_weights",
@@ -383,9 +383,11 @@ def read(symbol_path, params_path, *, data_shape=None):
                 built_inf[i] = loss_forward(op, attrs, entry_of(built_inf, inputs[0]), name)
             else:
                 built_inf[i] = make(built_inf)
-        except (mx.base.MXNetError, TypeError, ValueError, AttributeError) as err:
+        except Exception as err:  # noqa: BLE001  MXNet's generated functions raise MXNetError,
+            # TypeError, ValueError, AttributeError or NotImplementedError (a surplus input taken
+            # as a parameter) on damaged layers: all mean the same to the user
             raise LegacyFormatError("layer '%s' (%s) cannot be rebuilt with these attributes %s: "
-                                    "%s" % (name, op, attrs, str(err).strip().splitlines()[-1]))
+                                    "%s" % (name, op, attrs, error_line(err)))
 
     heads = graph.data["heads"]
 

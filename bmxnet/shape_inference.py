@@ -394,7 +394,19 @@ def _load_json_raw(text):
     return _ORIGINAL.get("load_json", mx.sym.load_json)(text)
 
 
+def _check_dims(args, kwargs):
+    """MXNet's Python side raises a bare Exception for a dimension past 2^31 - 1 (this wheel has
+    32-bit shape calls): an MXNetError that names the argument instead."""
+    named = list(kwargs.items()) + [("argument %d" % i, s) for i, s in enumerate(args)]
+    for name, shape in named:
+        if isinstance(shape, tuple) and any(isinstance(d, int) and not -1 <= d <= _MAX_DIM
+                                            for d in shape):
+            raise MXNetError("shape %s of %s: every dimension must be in [0, %d] (MXNet's "
+                             "largest tensor dimension)" % (shape, name, _MAX_DIM))
+
+
 def _infer_shape_impl(self, partial, *args, **kwargs):
+    _check_dims(args, kwargs)
     sym = hinted(self)
     unknown = check_inputs_known(sym, args, kwargs)
     if unknown is None:
@@ -407,6 +419,7 @@ def _infer_shape_impl(self, partial, *args, **kwargs):
 def _simple_bind(self, ctx, *args, **kwargs):
     sym = hinted(self)
     shapes = {k: v for k, v in kwargs.items() if isinstance(v, tuple)}
+    _check_dims((), shapes)
     unknown = check_inputs_known(sym, (), shapes)
     if unknown is not None:
         raise MXNetError("simple_bind: " + unknown.describe(sym))

@@ -153,12 +153,6 @@ def _prod(shape):
     return n
 
 
-def _error_line(err):
-    """The line of an MXNet error message that says what went wrong (its last)."""
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else type(err).__name__
-
-
 def _has_mac_nodes(sym, outside):
     return any(n["op"] in _CONV_OPS + _DENSE_OPS and n["name"] not in outside
                for n in json.loads(sym.tojson())["nodes"])
@@ -179,7 +173,7 @@ def _graph_rows(block_name, out, outside, input_shape, seen_params):
         arg_shapes, out_shapes, aux_shapes = internals.infer_shape(data=tuple(input_shape))
     except mx.base.MXNetError as e:
         raise ValueError("%s does not take input %s: %s"
-                         % (block_name, tuple(input_shape), _error_line(e))) from None
+                         % (block_name, tuple(input_shape), _graph.error_line(e))) from None
     if out_shapes is None:
         raise ValueError("could not infer the shapes of %s for input %s"
                          % (block_name, tuple(input_shape)))
@@ -297,7 +291,7 @@ def summary(net, input_shape, *, print_fn=print):
         net(mx.sym.var("data"))
     except (TypeError, ValueError, AssertionError) as e:
         raise ValueError("summary traces %s with one input named 'data', which it does not "
-                         "take: %s" % (net.name, _error_line(e))) from None
+                         "take: %s" % (net.name, _graph.error_line(e))) from None
     finally:
         for h in handles:
             h.detach()
@@ -307,7 +301,7 @@ def summary(net, input_shape, *, print_fn=print):
         arg_shapes, out_shapes, aux_shapes = group.infer_shape(data=tuple(input_shape))
     except mx.base.MXNetError as e:
         raise ValueError("%s does not take input %s: %s"
-                         % (net.name, tuple(input_shape), _error_line(e))) from None
+                         % (net.name, tuple(input_shape), _graph.error_line(e))) from None
     if out_shapes is None:
         raise ValueError("could not infer the shapes of %s for input %s"
                          % (net.name, tuple(input_shape)))

@@ -258,3 +258,11 @@ def test_bmxnet_v1_json_loaded_directly_names_the_migration(how):
 def test_import_bmxnet_exposes_converter_and_legacy():
     expect_ok("assert callable(bmxnet.legacy.load) and "
               "callable(bmxnet.converter.convert_checkpoint)")
+
+
+def test_dimension_past_2_31_is_an_mxnet_error():
+    # MXNet's own Python code raises a bare Exception here (32-bit shape calls in this wheel).
+    expect_error("""
+        s = mx.sym.QFullyConnected(mx.sym.var('data'), num_hidden=3)
+        s.infer_shape(data=(2, 2 ** 31))
+        """, "MXNetError", "shape (2, 2147483648) of data", "[0, 2147483647]")

@@ -314,7 +314,8 @@ def verify_models(sym_a, args_a, aux_a, sym_b, args_b, aux_b, *, samples=1, data
     name, data_shape, labels = resolve_data_shape(sym_a, args_a, aux_a, data_shape,
                                                   "the original model")
     data = [name]
-    known = {k: v.shape for k, v in args_a.items()}
+    arg_names = set(sym_a.list_arguments())
+    known = {k: v.shape for k, v in args_a.items() if k in arg_names}  # extra params: unused
     label_shapes = {}
     if labels:
         shapes, _, _ = sym_a.infer_shape_partial(**dict(known, **{data[0]: data_shape}))

@@ -54,6 +54,7 @@ def main(argv=None):
     import onnx
 
     from . import OnnxImportError, export_model, import_model
+    from ..graph import error_line
     try:
         if args.command == "export":
             shapes = args.input_shape[0] if len(args.input_shape) == 1 else args.input_shape
@@ -79,10 +80,7 @@ def main(argv=None):
                 print(report["converter"].format())
             print("wrote " + ", ".join(report["files"]))
     except (OnnxImportError, ValueError, TypeError, OSError, mx.base.MXNetError) as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        if isinstance(err, mx.base.MXNetError) and lines:
-            lines = lines[-1:]  # MXNet's first lines are a C++ traceback
-        print("error: %s" % (" ".join(lines) or repr(err)), file=sys.stderr)
+        print("error: %s" % error_line(err), file=sys.stderr)
         return 1
     return 0
 

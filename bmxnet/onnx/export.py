@@ -73,7 +73,6 @@ MXNet's own layers
 """
 import json
 import os
-import re
 import tempfile
 
 import mxnet as mx
@@ -83,7 +82,7 @@ from onnx import helper, numpy_helper
 
 from ..converter import channel_scale, unpack_conv_weights, unpack_dense_weights
 from .. import ops
-from ..graph import atomic_write, flag, parse_int, parse_tuple
+from ..graph import atomic_write, error_line, flag, parse_int, parse_tuple
 from ..shape_inference import hinted
 from . import OPSET
 from .errors import OnnxExportError
@@ -267,7 +266,7 @@ class _Layer:
             _, out, _ = sym.infer_shape_partial(**shapes)
         except mx.base.MXNetError as err:
             raise OnnxExportError("%s: cannot infer the shape of input %d (%s)"
-                                  % (self.name, k, _mx_message(err))) from None
+                                  % (self.name, k, error_line(err))) from None
         if not out or not out[0]:
             raise OnnxExportError("%s: the rank of input %d is unknown; give the data inputs' "
                                   "shapes (in_shapes)" % (self.name, k))
@@ -472,13 +471,6 @@ def _shape_hinted(graph):
     return graph
 
 
-def _mx_message(err):
-    """The informative last line of an MXNetError (the first is 'Traceback ...'), without the
-    '[0] /path/to/source.cc[38]: ' prefix of errors raised by an operator library."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return re.sub(r"^\[\d+\] \S+\[\d+\]: ", "", lines[-1]) if lines else repr(err)
-
-
 def _load_params(params):
     """params: a .params file, a dict (keys may carry arg:/aux:), or an (arg, aux) pair."""
     if isinstance(params, (str, os.PathLike)):
@@ -486,7 +478,7 @@ def _load_params(params):
             params = mx.nd.load(os.fspath(params))
         except mx.base.MXNetError as err:
             raise OnnxExportError("%s: not an MXNet .params file (%s)"
-                                  % (params, _mx_message(err))) from None
+                                  % (params, error_line(err))) from None
     if isinstance(params, (list, tuple)):
         merged = {}
         for part in params:
@@ -511,7 +503,7 @@ def _load_symbol(sym):
             return mx.sym.load(os.fspath(sym))
         except (mx.base.MXNetError, ValueError) as err:  # ValueError: not UTF-8 / not JSON
             raise OnnxExportError("%s: not an MXNet symbol file (%s)"
-                                  % (sym, _mx_message(err))) from None
+                                  % (sym, error_line(err))) from None
     raise TypeError("sym must be a Symbol, a -symbol.json path or a HybridBlock, got %s"
                     % type(sym).__name__)
 

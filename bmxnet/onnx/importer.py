@@ -79,11 +79,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..graph import ConversionError, atomic_write
+from ..graph import ConversionError, atomic_write, error_line
 from ..shape_inference import hinted
 from .checks import MAX_ELEMENTS, check_model
 from .errors import OnnxImportError
-from .export import _mx_message
 
 __all__ = ["import_model", "import_bytes", "OnnxImportError"]
 
@@ -273,7 +272,7 @@ class _Importer:
             try:
                 getattr(self, "op_" + node.op_type)(node)
             except mx.base.MXNetError as err:
-                self.fail(node, "MXNet refuses the translated layer: %s" % _mx_message(err))
+                self.fail(node, "MXNet refuses the translated layer: %s" % error_line(err))
             except (ArithmeticError, LookupError, TypeError, ValueError) as err:
                 if isinstance(err, OnnxImportError):
                     raise
@@ -993,7 +992,7 @@ def import_bytes(data, output_prefix=None, *, epoch=0, convert=True, source="<by
                                 **{k: v.shape for k, v in aux_params.items()})
         except mx.base.MXNetError as err:
             raise OnnxImportError("%s: the imported network does not pass MXNet's shape "
-                                  "inference: %s" % (source, _mx_message(err))) from None
+                                  "inference: %s" % (source, error_line(err))) from None
     if convert and report["binary_layers"]:
         from bmxnet.converter import convert_model
         try:
