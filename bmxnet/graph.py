@@ -506,9 +506,9 @@ def parse_json(text, source, error=ConversionError):
 
 def symbol_from_graph(graph, source="the graph", error=ConversionError):
     """``mx.sym.load_json`` of a validated graph dict, with the shape hints of
-    :func:`bmxnet.ops.add_shape_hints` (so that no Q-operator input reaches MXNet's
+    :func:`bmxnet.shape_inference.add_shape_hints` (so that no Q-operator input reaches MXNet's
     shape inference with an unknown ndim)."""
-    from .ops import add_shape_hints  # here: ops -> shape_inference may import this module
+    from .shape_inference import add_shape_hints  # here: shape_inference imports this module
     graph = dict(graph)
     graph.pop("node_row_ptr", None)  # recomputed by MXNet
     try:

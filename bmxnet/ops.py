@@ -18,9 +18,9 @@ import functools
 
 import mxnet as mx
 
-from .shape_inference import add_shape_hints, input_names, param_hints
+from .shape_inference import input_names, param_hints
 
-__all__ = ["install", "add_shape_hints"]
+__all__ = ["install"]
 
 
 def _hidden(attr):

@@ -36,6 +36,8 @@ import mxnet as mx
 from mxnet.base import MXNetError
 from mxnet.util import is_np_shape
 
+from .graph import flag, node_attrs
+
 __all__ = ["add_shape_hints", "hinted", "check_inputs_known", "install", "Q_OPS"]
 
 Q_OPS = ("QConvolution", "QFullyConnected", "QActivation")
@@ -45,25 +47,14 @@ _MAX_DIM = 2 ** 31 - 1
 
 
 # ------------------------------------------------------------------------------------------
-# Attributes of a json node
+# Q-layer attributes (lenient: the operator itself reports bad values)
 # ------------------------------------------------------------------------------------------
-def _attrs(node):
-    """Operator attributes of a json node (``attrs``, or ``attr``/``param`` in old files)."""
-    out = {}
-    for key in ("param", "attr", "attrs"):
-        value = node.get(key)
-        if isinstance(value, dict):
-            out.update({str(k): str(v) for k, v in value.items()})
-    return out
-
-
 def _flag(value, default=False):
-    text = str(value).strip() if value is not None else ""
-    if text in ("True", "true", "1"):
-        return True
-    if text in ("False", "false", "0"):
-        return False
-    return default
+    """MXNet's string booleans; ``default`` for anything else (the operator reports it)."""
+    try:
+        return flag(value, default)
+    except ValueError:
+        return default
 
 
 def _ints(value):
@@ -159,7 +150,7 @@ def add_shape_hints(graph):
     for node in nodes:
         if not isinstance(node, dict) or node.get("op") not in WEIGHTED_OPS:
             continue
-        attrs = _attrs(node)
+        attrs = node_attrs(node)
         names = input_names(node["op"], attrs)
         hints = param_hints(node["op"], attrs)
         for name, entry in zip(names, node.get("inputs") or []):
@@ -173,7 +164,7 @@ def add_shape_hints(graph):
                 continue
             key = "attrs" if "attrs" in var or "attr" not in var else "attr"
             var_attrs = var.setdefault(key, {})
-            if not isinstance(var_attrs, dict) or _known_hint(_attrs(var).get("__shape__")):
+            if not isinstance(var_attrs, dict) or _known_hint(node_attrs(var).get("__shape__")):
                 continue
             var_attrs["__shape__"] = _format_shape(hints[name])
     return graph
@@ -315,7 +306,7 @@ def _probe_graph(graph):
     nodes = []
     for node in graph["nodes"]:
         if isinstance(node, dict) and node.get("op") in Q_OPS:
-            attrs = {k: v for k, v in _attrs(node).items() if not k.startswith("__")}
+            attrs = {k: v for k, v in node_attrs(node).items() if not k.startswith("__")}
             node = {"op": "Custom", "name": node.get("name", ""),
                     "attrs": {"op_type": _PROBE_OP, "probe_op": node["op"],
                               "probe_name": str(node.get("name", "")),
@@ -364,7 +355,7 @@ def check_inputs_known(sym, args=(), kwargs=None):
     for node in graph["nodes"]:
         if isinstance(node, dict) and node.get("op") in Q_OPS:
             inputs[str(node.get("name", ""))] = (node["op"], input_names(node["op"],
-                                                                         _attrs(node)))
+                                                                         node_attrs(node)))
     probe = _load_json_raw(json.dumps(_probe_graph(graph)))
     with _probe_lock:
         _probe_seen.clear()

@@ -153,6 +153,20 @@ def _prod(shape):
     return n
 
 
+def _param_counts(params):
+    """(1-bit, 32-bit, k-bit parameter counts, storage bits) of (count, bits, storage) triples."""
+    p1 = p32 = pk = bits = 0
+    for n, b, stored in params:
+        if b == 1:
+            p1 += n
+        elif b >= 32:
+            p32 += n
+        else:
+            pk += n
+        bits += stored
+    return p1, p32, pk, bits
+
+
 def _has_mac_nodes(sym, outside):
     return any(n["op"] in _CONV_OPS + _DENSE_OPS and n["name"] not in outside
                for n in json.loads(sym.tojson())["nodes"])
@@ -202,7 +216,7 @@ def _graph_rows(block_name, out, outside, input_shape, seen_params):
         out_shape = entry_shape(node, 0) or ()
         q = _graph.QLayer(g, i) if node["op"] in _graph.Q_OPS else None
         weight_bits = q.weight_bit if q is not None else 32
-        p1 = p32 = pk = bits = 0
+        params = []
         for pos, src in enumerate(inputs):
             if src["op"] != "null" or src["name"] in outside or src["name"] in seen_params:
                 continue  # data, or a parameter counted already (shared, or of another row)
@@ -215,16 +229,10 @@ def _graph_rows(block_name, out, outside, input_shape, seen_params):
                     k = data_shape[1] // q.num_group * _prod(q.kernel)
                 else:
                     k = _prod(data_shape[1:]) if q.flatten else data_shape[-1]
-                p1 += q.num_out * k
-                bits += n * 64
-                continue
-            if b == 1:
-                p1 += n
-            elif b >= 32:
-                p32 += n
+                params.append((q.num_out * k, 1, n * 64))
             else:
-                pk += n
-            bits += n * min(b, 32)
+                params.append((n, b, n * min(b, 32)))
+        p1, p32, pk, bits = _param_counts(params)
         binary = flt = 0
         if node["op"] in _CONV_OPS + _DENSE_OPS and data_shape and out_shape:
             attrs = _graph.node_attrs(node)
@@ -316,23 +324,15 @@ def summary(net, input_shape, *, print_fn=print):
             if isinstance(blk, SymbolBlock) or _has_mac_nodes(out, outside):
                 rows += _graph_rows(blk.name, out, outside, input_shape, seen_params)
                 continue
-        p1 = p32 = pk = bits = 0
+        params = []
         for param in blk._reg_params.values():
             if param.name in seen_params:  # shared parameters count once
                 continue
             seen_params.add(param.name)
-            shape = shapes.get(param.name, param.shape)
-            n = 1
-            for d in shape:
-                n *= d
+            n = _prod(shapes.get(param.name, param.shape))
             b = _param_bits(param)
-            if b == 1:
-                p1 += n
-            elif b >= 32:
-                p32 += n
-            else:
-                pk += n
-            bits += n * min(b, 32)
+            params.append((n, b, n * min(b, 32)))
+        p1, p32, pk, bits = _param_counts(params)
         binary = flt = 0
         if _is_mac_layer(blk):
             w = blk._reg_params.get("weight")

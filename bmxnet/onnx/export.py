@@ -81,9 +81,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..converter import channel_scale, unpack_conv_weights, unpack_dense_weights
-from .. import ops
 from ..graph import atomic_write, error_line, flag, parse_int, parse_tuple
-from ..shape_inference import hinted
+from ..shape_inference import add_shape_hints, hinted
 from . import OPSET
 from .errors import OnnxExportError
 
@@ -467,7 +466,7 @@ def _shape_hinted(graph):
     """A copy of a symbol-json dict with a ``__shape__`` of known ndim on every Q-layer parameter
     variable (MXNet's lib_api wrapper must never meet an unknown ndim in shape inference)."""
     graph = json.loads(json.dumps(graph))
-    ops.add_shape_hints(graph)
+    add_shape_hints(graph)
     return graph
 
 
