@@ -114,7 +114,7 @@ def tiny_models():
                                      _var(name + "_bias", (n,)), num_hidden=n, name=name)
 
     # Binary MLP: QFullyConnected (1-bit) -> BatchNorm -> FullyConnected -> SoftmaxOutput.
-    x = qfc(mx.sym.Flatten(d), "qfc0", 16, 8, act_bit=1, weight_bit=1)
+    x = qfc(d, "qfc0", 16, 8, act_bit=1, weight_bit=1)  # first layer: the data shape is guessed
     x = fc(bn(x, "bn0", 8), "fc1", 8, 3)
     mlp = mx.sym.SoftmaxOutput(x, name="softmax")
     out.append(("mlp",) + _checkpoint(mlp, {"data": (1, 16)}, rng))
@@ -127,9 +127,10 @@ def tiny_models():
     x = qconv(x, "qconv1", 4, 4, 3, bias=False, pad=(1, 1), act_bit=1, weight_bit=1)
     x = mx.sym.Pooling(bn(x, "bn1", 4), kernel=(2, 2), stride=(2, 2), pool_type="max",
                        name="pool1")
-    x = qfc(mx.sym.Flatten(x), "qfc2", 36, 6, act_bit=1, weight_bit=1)
+    x = qfc(mx.sym.Flatten(x), "qfc2", 64, 6, act_bit=1, weight_bit=1)
     conv = mx.sym.SoftmaxOutput(fc(x, "fc3", 6, 2), name="softmax")
-    conv_json, conv_params = _checkpoint(conv, {"data": (1, 1, 6, 6)}, rng)
+    # 8x8: one of the sizes bmxnet.graph.guess_data_shape tries, so accepted mutants get run.
+    conv_json, conv_params = _checkpoint(conv, {"data": (1, 1, 8, 8)}, rng)
     out.append(("conv", conv_json, conv_params))
 
     # The same network after conversion (packed words, binarized_weights_only=True).
@@ -153,10 +154,10 @@ def tiny_models():
     # k-bit layers (copied unchanged by the converter) and scaling_mode='forward'.
     x = qconv(d, "qconv0", 2, 2, 2, act_bit=2, weight_bit=2)
     x = qconv(x, "qconv1", 2, 2, 2, act_bit=1, weight_bit=1, scaling_mode="forward")
-    x = qfc(mx.sym.Flatten(x), "qfc2", 8, 2, bias=False, act_bit=1, weight_bit=1,
+    x = qfc(mx.sym.Flatten(x), "qfc2", 72, 2, bias=False, act_bit=1, weight_bit=1,
             scaling_mode="forward")
     kbit = mx.sym.SoftmaxOutput(x, name="softmax")
-    out.append(("kbit_scaled",) + _checkpoint(kbit, {"data": (1, 2, 4, 4)}, rng))
+    out.append(("kbit_scaled",) + _checkpoint(kbit, {"data": (1, 2, 8, 8)}, rng))
     return out
 
 

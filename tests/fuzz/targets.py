@@ -126,13 +126,22 @@ def run_convert(data):
                       % (diff, shape))
 
 
+def seeds_graph_inputs(sym, free):
+    """(data inputs, label inputs) among the free variables, as the converter tells them."""
+    import json
+    from bmxnet.converter import graph
+    return graph.data_input_names(json.loads(sym.tojson()), free)
+
+
 def _runs(sym, arg_params, aux_params, shape):
     """True when the original model binds and runs forward for ``shape`` with finite outputs."""
     import mxnet as mx
     import numpy as np
-    data_names = [a for a in sym.list_arguments() if a not in arg_params]
-    if len(data_names) > 2:
-        return False
+    free = [a for a in sym.list_arguments() if a not in arg_params]
+    data, labels = seeds_graph_inputs(sym, free)
+    if len(data) != 1 or len(labels) > 1:
+        return False  # verify_models checks models with one data input (and a label) only
+    data_names = data + labels
     try:
         args = {k: mx.nd.array(v) if not isinstance(v, mx.nd.NDArray) else v
                 for k, v in arg_params.items()}
