@@ -341,8 +341,13 @@ def read(symbol_path, params_path, *, data_shape=None):
             raise LegacyFormatError("layer '%s' (%s) in %s has no inputs; the file is damaged"
                                     % (name, op, symbol_path))
         if op in ("QConvolution", "QFullyConnected"):
-            outs = _map_q_layer(QLayer(graph, i), node, attrs, nodes, args, model, packed_args,
-                                float_args, [built, built_float, built_inf], entry_of)
+            try:
+                outs = _map_q_layer(QLayer(graph, i), node, attrs, nodes, args, model,
+                                    packed_args, float_args, [built, built_float, built_inf],
+                                    entry_of)
+            except mx.base.MXNetError as err:  # the operator refuses the layer's attributes
+                raise LegacyFormatError("layer '%s' (%s) cannot be rebuilt: %s"
+                                        % (name, op, error_line(err))) from None
             built[i], built_float[i], built_inf[i] = outs
             continue
         # Parameter variables of standard layers: plain float variables.
