@@ -244,8 +244,9 @@ class TargetRun:
         if not os.path.isdir(self.corpus) or not os.listdir(self.corpus):
             import seeds
             seeds.write_seeds(self.name, self.corpus)
-        if self.time_share is None:  # this target's share of what is left of the budget
-            self.time_share = self.share_fn()
+        # This target's share of what is left of the budget, renewed at every restart: time
+        # that targets which finished early did not use goes to the slow ones.
+        self.time_share = max(self.time_share or 0, self.seconds + self.share_fn(self))
         remaining = self.runs - self.executions
         budget = max(1, int(self.time_share - self.seconds))
         self.log = os.path.join(self.logdir, "%s-%d.log" % (self.name, self.session))
@@ -344,7 +345,9 @@ def cmd_campaign(args):
         else:
             print("attrs: no binary at %s (tests/fuzz/build_attrs_fuzz.sh needs clang); the "
                   "attribute parser is not fuzzed this time" % args.attrs_binary)
-    names = args.targets.split(",") if args.targets else list(binaries) + list(TARGET_NAMES)
+    # The slowest target (convert) first, so that it runs the whole campaign long.
+    names = args.targets.split(",") if args.targets else \
+        ["convert"] + list(binaries) + [n for n in TARGET_NAMES if n != "convert"]
     for n in names:
         if n not in TARGET_NAMES and n not in binaries:
             sys.exit("unknown target %r; targets: %s" % (n, ", ".join(TARGET_NAMES + list(
@@ -364,10 +367,10 @@ def cmd_campaign(args):
     deadline = time.time() + args.max_time if args.max_time else None
     running, finished = [], []
 
-    def share():
+    def share(target):
         if deadline is None:
             return 10 ** 9
-        waiting = len(pending) + len(running) + 1
+        waiting = len(pending) + len(running) + (target not in running)
         return max(10.0, (deadline - time.time()) * min(args.jobs, waiting) / waiting)
 
     extra = ["-%s" % e.lstrip("-") for e in (args.libfuzzer or [])]
