@@ -29,6 +29,7 @@ variables had no shape. bmxnet's defence has two layers:
 Gluon's CachedOp (hybridized blocks) infers shapes from concrete arrays, so it never meets an
 unknown ndim; deferred initialisation goes through ``Symbol.infer_shape`` and is covered above.
 """
+import functools
 import json
 import threading
 
@@ -177,15 +178,8 @@ def _has_q_ops(text):
 def hinted(sym):
     """``sym`` itself when it holds no Q-layer or all its hints are there; else a copy whose
     Q-layer parameter variables carry ``__shape__`` hints (see :func:`add_shape_hints`)."""
-    text = sym.tojson()
-    if not _has_q_ops(text):
-        return sym
-    graph = json.loads(text)
-    before = json.dumps(graph, sort_keys=True)
-    add_shape_hints(graph)
-    if json.dumps(graph, sort_keys=True) == before:
-        return sym
-    return _load_json_raw(json.dumps(graph))
+    prepared = _prepare(sym)
+    return sym if prepared is None else prepared.hinted(sym)
 
 
 # ------------------------------------------------------------------------------------------
@@ -339,6 +333,55 @@ class _Unknown:
         return text
 
 
+class _Prepared:
+    """What the hooks need of one symbol json: its hinted form, the probe graph and the
+    Q-layers' input names; made once per distinct json text (see :func:`_prepare`)."""
+
+    def __init__(self, text):
+        graph = json.loads(text)
+        before = json.dumps(graph, sort_keys=True)
+        add_shape_hints(graph)
+        self.hinted_text = json.dumps(graph) \
+            if json.dumps(graph, sort_keys=True) != before else None
+        self.inputs = {}
+        for node in graph["nodes"]:
+            if isinstance(node, dict) and node.get("op") in Q_OPS:
+                self.inputs[str(node.get("name", ""))] = (
+                    node["op"], input_names(node["op"], node_attrs(node)))
+        self.probe = _load_json_raw(json.dumps(_probe_graph(graph)))
+
+    def hinted(self, sym):
+        return sym if self.hinted_text is None else _load_json_raw(self.hinted_text)
+
+    def check(self, args, kwargs):
+        with _probe_lock:
+            _probe_seen.clear()
+            try:
+                partial = _ORIGINAL["infer_shape_impl"](self.probe, True, *args,
+                                                        **(kwargs or {}))
+                seen = dict(_probe_seen)
+            finally:
+                _probe_seen.clear()
+        missing = []
+        for name, (op, names) in self.inputs.items():
+            flags = seen.get(name)
+            if flags is None:
+                continue  # never asked: all its shapes were known
+            for i, ok in enumerate(flags):
+                if not ok:
+                    missing.append((op, name, names[i] if i < len(names) else "input %d" % i))
+        return _Unknown(missing, partial) if missing else None
+
+
+_prepared = functools.lru_cache(maxsize=128)(_Prepared)
+
+
+def _prepare(sym):
+    """The cached :class:`_Prepared` of ``sym``, or None when it holds no Q-layer."""
+    text = sym.tojson()
+    return _prepared(text) if _has_q_ops(text) else None
+
+
 def check_inputs_known(sym, args=(), kwargs=None):
     """Runs the probe for ``sym`` with the argument shapes ``args`` (positional) or ``kwargs``.
 
@@ -347,32 +390,8 @@ def check_inputs_known(sym, args=(), kwargs=None):
     ``infer_shape_partial`` result) and ``describe(sym)``. An inconsistency that MXNet finds
     in another operator is raised as MXNet raises it.
     """
-    text = sym.tojson()
-    if not _has_q_ops(text):
-        return None
-    graph = add_shape_hints(json.loads(text))
-    inputs = {}
-    for node in graph["nodes"]:
-        if isinstance(node, dict) and node.get("op") in Q_OPS:
-            inputs[str(node.get("name", ""))] = (node["op"], input_names(node["op"],
-                                                                         node_attrs(node)))
-    probe = _load_json_raw(json.dumps(_probe_graph(graph)))
-    with _probe_lock:
-        _probe_seen.clear()
-        try:
-            partial = _ORIGINAL["infer_shape_impl"](probe, True, *args, **(kwargs or {}))
-            seen = dict(_probe_seen)
-        finally:
-            _probe_seen.clear()
-    missing = []
-    for name, (op, names) in inputs.items():
-        flags = seen.get(name)
-        if flags is None:
-            continue  # never asked: all its shapes were known
-        for i, ok in enumerate(flags):
-            if not ok:
-                missing.append((op, name, names[i] if i < len(names) else "input %d" % i))
-    return _Unknown(missing, partial) if missing else None
+    prepared = _prepare(sym)
+    return None if prepared is None else prepared.check(args, kwargs)
 
 
 # ------------------------------------------------------------------------------------------
@@ -398,8 +417,11 @@ def _check_dims(args, kwargs):
 
 def _infer_shape_impl(self, partial, *args, **kwargs):
     _check_dims(args, kwargs)
-    sym = hinted(self)
-    unknown = check_inputs_known(sym, args, kwargs)
+    prepared = _prepare(self)
+    if prepared is None:
+        return _ORIGINAL["infer_shape_impl"](self, partial, *args, **kwargs)
+    sym = prepared.hinted(self)
+    unknown = prepared.check(args, kwargs)
     if unknown is None:
         return _ORIGINAL["infer_shape_impl"](sym, partial, *args, **kwargs)
     if partial:
@@ -408,10 +430,13 @@ def _infer_shape_impl(self, partial, *args, **kwargs):
 
 
 def _simple_bind(self, ctx, *args, **kwargs):
-    sym = hinted(self)
     shapes = {k: v for k, v in kwargs.items() if isinstance(v, tuple)}
     _check_dims((), shapes)
-    unknown = check_inputs_known(sym, (), shapes)
+    prepared = _prepare(self)
+    if prepared is None:
+        return _ORIGINAL["simple_bind"](self, ctx, *args, **kwargs)
+    sym = prepared.hinted(self)
+    unknown = prepared.check((), shapes)
     if unknown is not None:
         raise MXNetError("simple_bind: " + unknown.describe(sym))
     return _ORIGINAL["simple_bind"](sym, ctx, *args, **kwargs)
