@@ -346,6 +346,9 @@ def _entry_ok(entry, limit):
         and 0 <= entry[0] < limit and entry[1] >= 0 and (len(entry) == 2 or entry[2] >= 0)
 
 
+_UNSAFE_KEY = re.compile(r'["\\\x00-\x1f]')
+
+
 def validate_graph(graph, source, error=ConversionError):
     """Raises ``error`` unless ``graph`` is a well-formed MXNet symbol json dict.
 
@@ -375,6 +378,11 @@ def validate_graph(graph, source, error=ConversionError):
             if value is not None and (not isinstance(value, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
                 raise error("%s: %s has %r attributes that are not strings" % (hint, label, key))
+            bad = [k for k in value or {} if _UNSAFE_KEY.search(k)]
+            if bad:
+                # MXNet writes attribute names into its json without escaping them
+                raise error("%s: %s has an attribute name with a quote, backslash or control "
+                            "character (%r); rename it" % (hint, label, bad[0]))
         if node.get("subgraphs"):
             raise error("%s has control-flow subgraphs (%s); bmxnet reads plain graphs only"
                         % (source, label))

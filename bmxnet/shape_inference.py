@@ -338,7 +338,13 @@ class _Prepared:
     Q-layers' input names; made once per distinct json text (see :func:`_prepare`)."""
 
     def __init__(self, text):
-        graph = json.loads(text)
+        try:
+            graph = json.loads(text)
+        except ValueError:
+            raise MXNetError("this symbol cannot be analysed: MXNet writes it as invalid json "
+                             "(an attribute name holds a quote, backslash or control "
+                             "character, which MXNet does not escape); rename the attribute") \
+                from None
         before = json.dumps(graph, sort_keys=True)
         add_shape_hints(graph)
         self.hinted_text = json.dumps(graph) \
