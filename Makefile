@@ -24,8 +24,8 @@ demo: build
 test: build
 	$(VPY) -m pytest -q tests
 
-# At least 1,000,000 executions of each fuzz target (tests/fuzz/run.py), two targets at a time
-# (one per core), within an hour; prints one FUZZ SUMMARY line per target. Findings and logs go
+# At least 1,000,000 executions of each fuzz target (tests/fuzz/run.py), two processes at a time
+# (one per core; when the fast targets are done, the slowest gets both), within an hour; prints one FUZZ SUMMARY line per target. Findings and logs go
 # to build/fuzz/. The C++ attribute parser's libFuzzer target is built when clang is there.
 fuzz: build
 	-tests/fuzz/build_attrs_fuzz.sh build/fuzz $(VPY)

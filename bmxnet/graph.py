@@ -20,6 +20,7 @@ read, check and write MXNet models through this module, so each check is written
 Every failure raises :class:`ConversionError` (or the ``error`` class a caller passes) with one
 message naming the file or layer and the fix.
 """
+import collections
 import contextlib
 import ctypes
 import io
@@ -436,17 +437,25 @@ def _referenced_outputs(graph):
     return top
 
 
-def _signature(node, error, source, cache):
+_SIGNATURES = collections.OrderedDict()  # (op, attributes, inputs) -> (inputs, outputs), LRU
+_SIGNATURES_KEPT = 1024
+
+
+def _signature(node, error, source):
     """(inputs, visible outputs) of ``node``'s operator with its attributes, from MXNet itself.
 
     The operator is composed with as many fresh variables as the node has inputs: MXNet refuses
     too many and adds variables for missing ones, which are then counted. (MXNet's json loader
     trusts the input count: a BatchNorm node without inputs crashes ``list_auxiliary_states``.)
+    Answers are kept for the last distinct signatures (a network repeats a few layer kinds).
     """
     attrs = {k: v for k, v in node_attrs(node).items() if not k.startswith("__")}
     n = len(node.get("inputs", []))
     key = (node["op"], tuple(sorted(attrs.items())), n)
-    if key not in cache:
+    cache = _SIGNATURES
+    if key in cache:
+        cache.move_to_end(key)
+    else:
         label = "node '%s' (%s)" % (node["name"], node["op"])
         keys = sorted(attrs)
         try:
@@ -462,6 +471,8 @@ def _signature(node, error, source, cache):
                          name="__bmxnet_probe")
             takes = len(sym.list_arguments()) + len(sym.list_auxiliary_states())
             cache[key] = (takes, len(sym.list_outputs()))
+            if len(cache) > _SIGNATURES_KEPT:
+                cache.popitem(last=False)
         except mx.base.MXNetError as err:
             detail = error_line(err)
             if "is not registered" in str(err):
@@ -473,12 +484,12 @@ def _signature(node, error, source, cache):
 def check_operators(graph, source, error=ConversionError):
     """Raises ``error`` unless every operator node has the inputs its operator takes and every
     output that is used exists (MXNet's json loader trusts both)."""
-    nodes, cache = graph["nodes"], {}
+    nodes = graph["nodes"]
     top = _referenced_outputs(graph)
     for index, node in enumerate(nodes):
         if node["op"] == "null":
             continue
-        takes, outputs = _signature(node, error, source, cache)
+        takes, outputs = _signature(node, error, source)
         have = len(node.get("inputs", []))
         if have != takes:
             raise error("%s is not a valid MXNet symbol file: node %d ('%s', %s) has %d input(s), "

@@ -11,8 +11,9 @@ Commands (run from the repository root with the project's venv)::
 
 ``campaign`` is what ``make fuzz`` (1,000,000 runs per target) and ``tests/test_fuzz_short.py``
 (a few hundred, fixed seed) call: for each target it writes the seed corpus (made from small
-valid models, see ``seeds.py``), runs ``fuzz`` in a child process (``--jobs`` targets at a
-time, one per core), and after a finding restarts the child on the grown corpus until the
+valid models, see ``seeds.py``), runs ``fuzz`` in a child process (``--jobs`` children at a
+time, one per core; when no target is waiting, a free core gets one more child of the target
+furthest from its runs, on the same corpus), and after a finding restarts the child on the grown corpus until the
 target has done ``--runs`` executions or used its share of ``--max-time``. Findings are copied
 to ``OUT/findings/TARGET/`` (the input libFuzzer wrote, and the child's log). A Python
 exception that was already found once is not counted again in the same campaign (its
@@ -218,8 +219,13 @@ class TargetRun:
     """The state of one target during a campaign."""
 
     def __init__(self, name, out, runs, seed, share_fn, max_restarts, extra, structured,
-                 chunk=300, binary=None):
+                 chunk=300, binary=None, parent=None):
         self.name, self.runs, self.seed, self.extra = name, runs, seed, extra
+        # A target may run in several children at once on the shared corpus (a core that the
+        # other targets left free helps the slowest one): the first run and its shards.
+        self.group = parent.group if parent else []
+        self.shard = len(self.group)
+        self.group.append(self)
         self.share_fn, self.time_share, self.binary = share_fn, None, binary
         self.chunk = chunk
         self.structured = structured
@@ -238,6 +244,10 @@ class TargetRun:
         self.done = False
         self.note = ""
 
+    def total(self):
+        """Executions of this target over all its shards."""
+        return sum(t.executions for t in self.group)
+
     def start(self):
         os.makedirs(self.findings, exist_ok=True)
         os.makedirs(self.logdir, exist_ok=True)
@@ -247,17 +257,20 @@ class TargetRun:
         # This target's share of what is left of the budget, renewed at every restart: time
         # that targets which finished early did not use goes to the slow ones.
         self.time_share = max(self.time_share or 0, self.seconds + self.share_fn(self))
-        remaining = self.runs - self.executions
+        remaining = max(1, self.runs - self.total())
         budget = max(1, int(self.time_share - self.seconds))
-        self.log = os.path.join(self.logdir, "%s-%d.log" % (self.name, self.session))
+        tag = "%s-%d" % (self.name, self.session) if not self.shard else \
+            "%s.%d-%d" % (self.name, self.shard, self.session)
+        self.log = os.path.join(self.logdir, tag + ".log")
         prog = [self.binary] if self.binary else [sys.executable, os.path.join(HERE, "run.py"),
                                                   "fuzz", self.name]
-        cmd = prog + ["-runs=%d" % remaining, "-seed=%d" % (self.seed + self.session),
+        cmd = prog + ["-runs=%d" % remaining,
+               "-seed=%d" % (self.seed + self.session + 1000 * self.shard),
                "-max_total_time=%d" % min(budget, self.chunk), "-print_final_stats=1",
                "-rss_limit_mb=%d" % RSS_LIMIT_MB,
                "-artifact_prefix=%s/" % self.findings, "-print_pcs=0", "-reload=0"]
         cmd += self.extra + [self.corpus]
-        self.stats = os.path.join(self.logdir, "%s-%d.stats" % (self.name, self.session))
+        self.stats = os.path.join(self.logdir, tag + ".stats")
         self.session += 1
         env = dict(os.environ, BMXNET_FUZZ_KNOWN=self.known, PYTHONHASHSEED="0",
                    BMXNET_FUZZ_STATS=self.stats)
@@ -312,29 +325,37 @@ class TargetRun:
             if self.restarts > self.max_restarts:
                 self.done, self.note = True, "stopped after %d restarts" % self.max_restarts
                 return True
-            if self.executions < self.runs and self.seconds < self.time_share - 5:
+            if self.total() < self.runs and self.seconds < self.time_share - 5:
                 self.start()
                 return False
-        elif self.executions < self.runs and self.seconds < self.time_share - 5:
+        elif self.total() < self.runs and self.seconds < self.time_share - 5:
             self.start()  # end of a chunk (or of a memory-growth stop): a fresh process
             return False
         self.done = True
-        if self.executions < self.runs:
+        if self.total() < self.runs:
             self.note = self.note or "time share used up (%ds)" % self.seconds
         return True
 
     def summary(self):
-        kinds = sorted({k for k, _ in self.crashes})
-        rate = self.executions / self.seconds if self.seconds else 0
-        cpu_rate = self.executions / self.cpu if self.cpu else 0
+        """One line for the target, its shards added up (seconds: the first run's wall time;
+        execs_per_s: executions per second of that span)."""
+        group = self.group
+        crashes = [c for t in group for c in t.crashes]
+        kinds = sorted({k for k, _ in crashes})
+        executions, cpu = self.total(), sum(t.cpu for t in group)
+        rate = executions / self.seconds if self.seconds else 0
+        cpu_rate = executions / cpu if cpu else 0
+        note = "; ".join(t.note for t in group if t.note)
         return ("FUZZ SUMMARY target=%s executions=%d crashes=%d distinct=%d execs_per_s=%.0f "
                 "execs_per_cpu_s=%.0f seconds=%.0f cpu_seconds=%.0f accepted=%d refused=%d "
-                "reached=%s%s" % (
-                    self.name, self.executions, len(self.crashes), len(kinds), rate, cpu_rate,
-                    self.seconds, self.cpu, self.accepted, self.refused,
-                    "yes" if self.executions >= self.runs else "no",
-                    (" note=%r" % self.note) if self.note else "")) + \
-            ("".join("\nFUZZ MEMORY target=%s %s" % (self.name, m) for m in self.memory_notes))
+                "processes=%d reached=%s%s" % (
+                    self.name, executions, len(crashes), len(kinds), rate, cpu_rate,
+                    self.seconds, cpu, sum(t.accepted for t in group),
+                    sum(t.refused for t in group), len(group),
+                    "yes" if executions >= self.runs else "no",
+                    (" note=%r" % note) if note else "")) + \
+            ("".join("\nFUZZ MEMORY target=%s %s" % (self.name, m)
+                     for t in group for m in t.memory_notes))
 
 
 def cmd_campaign(args):
@@ -383,20 +404,34 @@ def cmd_campaign(args):
             t = pending.pop(0)
             t.start()
             running.append(t)
+        if not pending and len(running) < args.jobs:
+            # A free core and nothing waiting: a Python target still far from its runs gets
+            # one more child on it (the native one is fast enough alone).
+            behind = [t for t in running if not t.binary and t.runs - t.total() > 10 * 1000
+                      and (deadline is None or deadline - time.time() > 60)]
+            if behind:
+                lead = max(behind, key=lambda t: t.runs - t.total()).group[0]
+                t = TargetRun(lead.name, out, args.runs, args.seed, share, args.max_restarts,
+                              extra, args.structured, args.chunk, parent=lead)
+                t.start()
+                running.append(t)
+                print("  %s: one more process on the free core" % t.name, flush=True)
         time.sleep(0.2)
         for t in list(running):
             if t.poll():
                 running.remove(t)
                 finished.append(t)
-                print("  %s done: %d executions in %.0fs, %d crash(es)"
-                      % (t.name, t.executions, t.seconds, len(t.crashes)), flush=True)
+                print("  %s%s done: %d executions in %.0fs, %d crash(es)"
+                      % (t.name, ".%d" % t.shard if t.shard else "", t.executions, t.seconds,
+                         len(t.crashes)), flush=True)
     print()
     for t in finished:
         for kind, artifact in t.crashes:
             print("FUZZ FINDING target=%s kind=%r input=%s" % (t.name, kind, artifact))
-    for t in sorted(finished, key=lambda t: names.index(t.name)):
+    leads = [t for t in finished if not t.shard]
+    for t in sorted(leads, key=lambda t: names.index(t.name)):
         print(t.summary())
-    ok = all(not t.crashes and t.executions >= args.runs for t in finished)
+    ok = all(not t.crashes for t in finished) and all(t.total() >= args.runs for t in leads)
     print("FUZZ RESULT %s (logs and findings in %s)" % ("PASS" if ok else "FAIL", out))
     return 0 if ok else 1
 
