@@ -13,9 +13,10 @@ Commands (run from the repository root with the project's venv)::
 (a few hundred, fixed seed) call: for each target it writes the seed corpus (made from small
 valid models, see ``seeds.py``), runs ``fuzz`` in a child process (``--jobs`` children at a
 time, one per core; when no target is waiting, a free core gets one more child of the target
-furthest from its runs, on the same corpus), and after a finding restarts the child on the grown corpus until the
-target has done ``--runs`` executions or used its share of ``--max-time``. Findings are copied
-to ``OUT/findings/TARGET/`` (the input libFuzzer wrote, and the child's log). A Python
+furthest from its runs, on the same corpus), and after a finding restarts the child on the
+grown corpus until the target has done ``--runs`` executions or used its share of
+``--max-time``. Findings are copied to ``OUT/findings/TARGET/`` (the input libFuzzer wrote, and
+the child's log). A Python
 exception that was already found once is not counted again in the same campaign (its
 signature, "ExceptionType in function", goes to ``OUT/known-TARGET.txt``, which the child
 reads); a crash of the process (signal) cannot be skipped that way and ends the target after
