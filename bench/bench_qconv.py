@@ -90,7 +90,8 @@ def bench_layers(repeats, min_seconds):
             w = rng.randn(cout, cin, k, k).astype(np.float32)
             wf, wp = mx.nd.array(w), mx.nd.array(pack_conv_weights(w), dtype="int64")
             common = dict(num_filter=cout, kernel=(k, k), pad=(pad, pad), no_bias=True)
-            binary = lambda: mx.nd.QConvolution(x, wp, binarized_weights_only=True, **common)
+            binary = lambda: mx.nd.QConvolution(x, wp, binarized_weights_only=True, in_channels=cin,
+                                                **common)
             floating = lambda: mx.nd.Convolution(x, wf, **common)
             macs = cout * cin * k * k * size * size
         else:
@@ -98,7 +99,7 @@ def bench_layers(repeats, min_seconds):
             w = rng.randn(cout, cin).astype(np.float32)
             wf, wp = mx.nd.array(w), mx.nd.array(pack_dense_weights(w), dtype="int64")
             binary = lambda: mx.nd.QFullyConnected(x, wp, num_hidden=cout, no_bias=True,
-                                                   binarized_weights_only=True)
+                                                   binarized_weights_only=True, in_units=cin)
             floating = lambda: mx.nd.FullyConnected(x, wf, num_hidden=cout, no_bias=True)
             macs = cout * cin
         tb, tf = _interleaved([binary, floating], repeats, min_seconds)

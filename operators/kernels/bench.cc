@@ -41,6 +41,9 @@ double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads
 
 double bench_peak_bitmacs(int num_threads) {
   PeakLoopFn loop = kPeakLoopPortable;
+#if defined(BMX_BUILT_AVX2)
+  if (active_path() == Path::kAvx2) loop = kPeakLoopAvx2;
+#endif
 #if defined(BMX_BUILT_AVX512)
   if (active_path() == Path::kAvx512) loop = kPeakLoopAvx512;
 #endif

@@ -13,7 +13,8 @@ namespace bmx {
 double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads, int reps);
 
 // Peak bit-MACs per second of xor + popcount + add with register operands only (no loads), on
-// the active path's instruction set (AVX-512 VPOPCNTDQ, or 64-bit scalar popcount elsewhere),
+// the active path's instruction set (AVX-512 VPOPCNTDQ, AVX2 nibble-table popcount, or 64-bit
+// scalar popcount elsewhere), so a GEMM's fraction of it is against the ISA it runs on,
 // summed over `num_threads` threads.
 double bench_peak_bitmacs(int num_threads);
 
@@ -22,6 +23,7 @@ double bench_peak_bitmacs(int num_threads);
 // *sink so it cannot be optimised away.
 using PeakLoopFn = uint64_t (*)(int64_t iters, uint64_t* sink);
 extern const PeakLoopFn kPeakLoopPortable;
+extern const PeakLoopFn kPeakLoopAvx2;    // only when CMakeLists.txt built the AVX2 path
 extern const PeakLoopFn kPeakLoopAvx512;  // only when CMakeLists.txt built the AVX512 path
 
 }  // namespace bmx

@@ -18,6 +18,7 @@
 #define BMXNET_KERNELS_BMX_KERNELS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace bmx {
@@ -25,6 +26,130 @@ namespace bmx {
 using word_t = uint64_t;
 constexpr int kWordBits = 64;
 inline constexpr int64_t words_for(int64_t n) { return (n + kWordBits - 1) / kWordBits; }
+
+// ---------------------------------------------------------------------------------------------
+// Kernel paths (which instruction set the kernels use; dispatch.h explains the design)
+// ---------------------------------------------------------------------------------------------
+enum class Path : unsigned {
+  kNone = 0,  // in options: "the active path"
+  kReference = 1u << 0,
+  kScalar = 1u << 1,
+  kAvx2 = 1u << 2,
+  kAvx512 = 1u << 3,
+  kNeon = 1u << 4,
+};
+// "reference", "scalar", "avx2", "avx512", "neon" ("none" for kNone).
+const char* path_name(Path p);
+// The paths this build and CPU can run, narrowed by BMXNET_KERNEL_PATHS (a mask of Path bits).
+unsigned enabled_paths();
+// The best enabled path: what bconv2d()/bdense() and plans prepared with Path::kNone use.
+Path active_path();
+// path_name(active_path()).
+const char* active_kernel_path();
+
+// ---------------------------------------------------------------------------------------------
+// Threads: a parallel-for hook owned by the caller
+// ---------------------------------------------------------------------------------------------
+// The run functions split their work into `n` worker tasks (n <= num_threads) and call
+// parallel_for(user, n, task, context) once per phase (a convolution has at most two phases per
+// block of images: sign packing, then GEMM and output). The hook must call task(context, i)
+// exactly once for every i in [0, n), on any threads, in any order, and return only when all have
+// returned. Work inside a phase is handed out dynamically (an atomic counter), so a hook that runs
+// the tasks one after another is correct too, merely slower. Without a hook (nullptr) the run
+// functions use OpenMP when the build has it (BMX_KERNELS_OPENMP) and one thread otherwise; iOS
+// and other hosts without OpenMP pass their own pool here.
+struct ThreadHook {
+  void (*parallel_for)(void* user, int n, void (*task)(void* context, int i), void* context) =
+      nullptr;
+  void* user = nullptr;
+  int num_threads = 1;  // most tasks the hook runs at the same time (>= 1)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Packed activations: the tensor binary layers pass between them
+// ---------------------------------------------------------------------------------------------
+// Layout [image][group][word][padded_h][padded_w] of words: the channels are cut into `groups`
+// equal groups; the channel bits of one group at one pixel take words_per_group() words (bit
+// convention above: channel 64*i + j of the group in bit j of word i, unused high bits 0), and
+// each (image, group, word) is one plane of padded_h x padded_w words holding the height x width
+// pixels at rows pad_h.., columns pad_w.. inside a frame. Every frame word encodes pad_value for
+// the group's real channels: ones over the real bits for +1, zero for -1, and zero for 0 (a
+// convolution with zero padding corrects for it exactly, see bconv2d/output_transform.h).
+// This is the layout bconv2d packs its float input into, so a convolution that takes bits reads
+// its input in place: a producer writes the frame its consumer needs (bconv2d_run writes its
+// output's frame, pack_bits writes the frame too). plain_bit_layout() is the frameless layout
+// with one group, [image][word][height][width], which is what a dense layer's input flattens.
+struct BitTensorLayout {
+  int64_t batch = 0, channels = 0, height = 0, width = 0;
+  int64_t groups = 1;
+  int64_t pad_h = 0, pad_w = 0;        // frame rows above / columns left of the pixels
+  int64_t padded_h = 0, padded_w = 0;  // plane size (>= pad + size; the rest is frame too)
+  int pad_value = 0;                   // -1, 0 or +1: what the frame encodes
+
+  int64_t group_channels() const { return groups > 0 ? channels / groups : 0; }
+  int64_t words_per_group() const { return words_for(group_channels()); }
+  int64_t plane_words() const { return padded_h * padded_w; }
+  int64_t image_words() const { return groups * words_per_group() * plane_words(); }
+  int64_t total_words() const { return batch * image_words(); }
+  // Index of the word holding channel c of pixel (y, x) of image b (bit c % 64 of the group).
+  int64_t word_index(int64_t b, int64_t c, int64_t y, int64_t x) const {
+    const int64_t cg = group_channels();
+    return ((b * groups + c / cg) * words_per_group() + (c % cg) / kWordBits) * plane_words() +
+           (y + pad_h) * padded_w + x + pad_w;
+  }
+};
+BitTensorLayout plain_bit_layout(int64_t batch, int64_t channels, int64_t height, int64_t width);
+// "" when the layout is consistent (sizes >= 1 except batch >= 0, groups divide channels, the
+// planes hold the pixels, pad_value in {-1, 0, 1}, total size < 2^40 words), else the problem.
+std::string bit_layout_check(const BitTensorLayout& layout);
+// Packs the signs of an NCHW float tensor (bit 1 for x >= 0) into `layout`, frame included.
+// Throws std::invalid_argument when bit_layout_check fails.
+void pack_bits(const BitTensorLayout& layout, const float* nchw, word_t* out,
+               const ThreadHook* hook = nullptr);
+// The inverse on the pixels: +1.0f or -1.0f per element, NCHW (the frame is not read).
+void unpack_bits(const BitTensorLayout& layout, const word_t* in, float* nchw);
+
+// ---------------------------------------------------------------------------------------------
+// Bit output: a binary layer followed by BatchNorm and sign, fused into integer thresholds
+// ---------------------------------------------------------------------------------------------
+// A layer in bit-output mode writes, for output channel o and dot product dot (the {-1,+1} dot
+// product, border correction included), the bit of
+//     v = float(dot);  if (scale) v = v * scale[o];  if (bias) v = v + bias[o];
+//     if (batch_norm) v = (v - moving_mean[o]) * (g / sqrtf(moving_var[o] + eps)) + beta[o]
+//                     (g = fix_gamma ? 1 : gamma[o]; every operation a separately rounded float)
+//     bit = v >= 0     (so sign(0) = +1, and NaN gives -1, as pack_bits)
+// which is bit for bit what MXNet 1.9.1's CPU BatchNorm (inference, use_global_stats) computes
+// on the float layer output, followed by the sign the next binary layer takes (checked against
+// MXNet in tests/test_ops.py is the lead's; tests/cpp check it against this formula). A host with
+// another formula (PReLU before the sign, another framework's BatchNorm) passes its own
+// SignFormula instead: the layer then uses exactly the signs that function returns.
+//
+// How it stays exact: dot ranges over the integers [-n, n] (n = bits in the receptive field), so
+// prepare evaluates the formula at every one of them for every channel. When the set of dots
+// giving bit 1 is {dot >= t} or {dot < t} (always, for the formula above without NaN, since
+// every correctly rounded float operation is monotonic and a negative scale or gamma only
+// reverses the direction), the channel keeps the integer threshold t and a flip bit:
+//     bit = (dot >= t) XOR flip.
+// Otherwise (a pathological formula) the channel keeps a table of 2n + 1 bits and looks the dot
+// up. No rounding question is left to the run: it compares integers.
+struct BatchNormParams {
+  const float* gamma = nullptr;  // may be null when fix_gamma
+  const float* beta = nullptr;
+  const float* moving_mean = nullptr;
+  const float* moving_var = nullptr;
+  float eps = 1e-3f;       // MXNet's default
+  bool fix_gamma = true;   // MXNet's default: gamma is taken as 1
+};
+// Returns the sign bit (true: +1) of the fused layer's output for `channel` at dot product `dot`.
+using SignFormula = bool (*)(const void* user, int64_t channel, int64_t dot);
+// The formula above on one value (what prepare evaluates when no SignFormula is given).
+bool bit_output_sign(int64_t dot, int64_t channel, const float* scale, const float* bias,
+                     const BatchNormParams* batch_norm);
+
+enum class ActivationFormat : int {
+  kFloat = 0,  // NCHW floats (the layer takes their signs itself)
+  kBits = 1,   // a packed activation tensor (BitTensorLayout)
+};
 
 // ---------------------------------------------------------------------------------------------
 // Binary 2-D convolution, NCHW float in, NCHW float out.
@@ -63,6 +188,78 @@ void bconv2d(const BConv2DShape& s, const float* input, const word_t* packed_w, 
 void bconv2d_reference(const BConv2DShape& s, const float* input, const float* w,
                        const float* scale, const float* bias, float* output);
 
+// Prepare once, run many: the engine form of bconv2d.
+// ---------------------------------------------------------------------------------------------
+// bconv2d_prepare does everything that depends only on the shape, the weights and the options
+// (validation, the kernel choice of the path, the padded layout, the border classes and the
+// zero-padding correction table, the bit-output thresholds, the work split and the workspace
+// size); bconv2d_run then only sequences packing, GEMM panels and the output transform over a
+// caller-owned workspace and allocates nothing. bconv2d() above is prepare + run with a
+// thread-local workspace (what the MXNet operators call).
+struct BConv2DOptions {
+  ActivationFormat input_format = ActivationFormat::kFloat;  // kBits: input in input_layout()
+  ActivationFormat output_format = ActivationFormat::kFloat;
+  // kBits output: the layout the bits are written in, usually the next convolution's
+  // input_layout() (batch, channels = out_channels, height = out_h, width = out_w; any groups,
+  // frame and pad_value); left default (batch 0) it is plain_bit_layout(batch, O, out_h, out_w).
+  // Every word of the output must take its channels from one group of this convolution (true
+  // whenever groups == 1).
+  BitTensorLayout output_layout;
+  const BatchNormParams* batch_norm = nullptr;  // kBits output: the BatchNorm after the layer
+  SignFormula sign_formula = nullptr;           // kBits output: replaces the formula, if set
+  const void* sign_user = nullptr;
+  // Workspace for at most this many threads; <= 0: omp_get_max_threads() (1 without OpenMP).
+  int max_threads = 0;
+  Path path = Path::kNone;  // kNone: active_path()
+  // Words of packed input per block of images: the images of a batch are packed and convolved
+  // in blocks of as many images as fit (at least one), so the packed copy stays bounded.
+  int64_t pack_budget_words = int64_t{1} << 21;  // 16 MiB
+  // false: fewer threads than max_threads when the layer is too small to pay for them;
+  // true: exactly as many as the run is given (tests of the threaded split).
+  bool exact_threads = false;
+};
+
+class BConv2DPlan {
+ public:
+  struct Data;  // bconv2d/plan.h
+  bool valid() const { return data_ != nullptr; }
+  const BConv2DShape& shape() const;
+  const BConv2DOptions& options() const;  // as given (pointers in it are not kept)
+  // The layout a kBits input must have: this convolution's groups, its padding as the frame
+  // (pad_value included), planes as large as the taps read.
+  const BitTensorLayout& input_layout() const;
+  const BitTensorLayout& output_layout() const;  // kBits output only
+  int64_t workspace_bytes() const;  // for max_threads threads; any alignment is fine
+  int max_threads() const;
+  Path path() const;
+  const char* kernel_name() const;  // the BGEMM kernel chosen, e.g. "4x40_avx512"
+  // Channels whose bits need the lookup table (a formula that is not monotonic in dot).
+  int64_t table_channels() const;
+
+  std::shared_ptr<const Data> data_;
+};
+
+// Builds *plan; returns "" or the problem (the plan is then left invalid). Kept by pointer and
+// read at every run, so they must stay alive and unchanged while the plan is used: packed_w
+// (pack_conv_weights layout), and for float output scale and bias (either may be null). For bit
+// output scale, bias and options.batch_norm are read here only (folded into the thresholds).
+std::string bconv2d_prepare(const BConv2DShape& s, const word_t* packed_w, const float* scale,
+                            const float* bias, const BConv2DOptions& options, BConv2DPlan* plan);
+// Runs the plan: input and output in the formats of the options (float NCHW, or words in
+// input_layout() / output_layout(); bit output also writes the output's frame). workspace:
+// workspace_bytes() bytes (null when 0), not shared with another run at the same time. hook may
+// be null (OpenMP or one thread, see ThreadHook); a hook offering more threads than the plan's
+// max_threads uses max_threads. Returns null, or a constant message when the call does not
+// match the plan (formats, a missing workspace); nothing throws and nothing is allocated.
+const char* bconv2d_run(const BConv2DPlan& plan, const float* input, float* output,
+                        void* workspace, const ThreadHook* hook = nullptr);
+const char* bconv2d_run(const BConv2DPlan& plan, const word_t* input, float* output,
+                        void* workspace, const ThreadHook* hook = nullptr);
+const char* bconv2d_run(const BConv2DPlan& plan, const float* input, word_t* output,
+                        void* workspace, const ThreadHook* hook = nullptr);
+const char* bconv2d_run(const BConv2DPlan& plan, const word_t* input, word_t* output,
+                        void* workspace, const ThreadHook* hook = nullptr);
+
 // ---------------------------------------------------------------------------------------------
 // Binary fully-connected layer: y[b][o] = float(dot(sign x[b], sign w[o])) * scale[o] + bias[o].
 // ---------------------------------------------------------------------------------------------
@@ -82,12 +279,6 @@ void bdense_reference(int64_t batch, int64_t in_units, int64_t num_hidden, const
 // Packs the signs of x[0..n) into words_for(n) words (bit convention above; NaN packs as -1,
 // since NaN >= 0 is false), with the vectorised packer of the active path.
 void pack_signs(const float* x, int64_t n, word_t* packed);
-
-// ---------------------------------------------------------------------------------------------
-// Kernel paths (chosen at run time, see dispatch.h for the details).
-// ---------------------------------------------------------------------------------------------
-// Name of the path bconv2d/bdense use now: "reference", "scalar", "avx2", "avx512", "neon".
-const char* active_kernel_path();
 
 }  // namespace bmx
 

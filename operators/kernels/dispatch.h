@@ -51,22 +51,11 @@
 
 #include <string>
 
+#include "bmx_kernels.h"  // enum class Path, path_name, enabled_paths, active_path
+
 namespace bmx {
 
-enum class Path : unsigned {
-  kNone = 0,
-  kReference = 1u << 0,
-  kScalar = 1u << 1,
-  kAvx2 = 1u << 2,
-  kAvx512 = 1u << 3,
-  kNeon = 1u << 4,
-};
-constexpr unsigned kAllPathBits = 0x1f;
-
 inline constexpr unsigned bits(Path p) { return static_cast<unsigned>(p); }
-
-// "reference", "scalar", "avx2", "avx512", "neon" ("none" for kNone).
-const char* path_name(Path p);
 
 // Paths whose code is in this build (reference and scalar always are).
 unsigned compiled_paths();
@@ -83,10 +72,8 @@ struct PathSelection {
 };
 PathSelection select_paths(const char* env, unsigned usable);
 
-// cpu_supported_paths() narrowed by the BMXNET_KERNEL_PATHS environment variable (read once).
-unsigned enabled_paths();
-// best_path(enabled_paths()): the path bconv2d() and bdense() use.
-Path active_path();
+// enabled_paths() and active_path() (bmx_kernels.h): cpu_supported_paths() narrowed by the
+// BMXNET_KERNEL_PATHS environment variable (read once), and the best of them.
 
 }  // namespace bmx
 

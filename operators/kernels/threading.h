@@ -4,9 +4,12 @@
 #ifndef BMXNET_KERNELS_THREADING_H_
 #define BMXNET_KERNELS_THREADING_H_
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+
+#include "bmx_kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -23,6 +26,50 @@ inline int resolve_threads(int num_threads) {
   return 1;
 #endif
 }
+
+// Threads a plan is made for: max_threads when positive, else resolve_threads(0) (the hook that
+// runs the plan may offer fewer; see ThreadHook).
+inline int plan_threads(int max_threads) {
+  return max_threads > 0 ? max_threads : resolve_threads(0);
+}
+
+// Runs fn(w) for every worker w in [0, workers), in parallel where possible: through the hook
+// when there is one, else an OpenMP team, else one after another. Workers share their work
+// through a TaskCounter, so a worker that never runs (a hook running tasks serially, an OpenMP
+// team smaller than asked) leaves nothing undone; w only picks the worker's scratch memory.
+template <typename F>
+void run_workers(const ThreadHook* hook, int workers, F& fn) {
+  if (workers <= 1) {
+    fn(0);
+    return;
+  }
+  if (hook != nullptr && hook->parallel_for != nullptr) {
+    hook->parallel_for(
+        hook->user, workers, [](void* context, int w) { (*static_cast<F*>(context))(w); }, &fn);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(workers)
+  fn(omp_get_thread_num());
+#else
+  for (int w = 0; w < workers; ++w) fn(w);
+#endif
+}
+
+// Hands out task indices 0, 1, ... to whichever worker asks next (dynamic scheduling).
+class TaskCounter {
+ public:
+  explicit TaskCounter(int64_t tasks) : tasks_(tasks) {}
+  // Sets *t to the next task; false when none is left.
+  bool next(int64_t* t) {
+    *t = next_.fetch_add(1, std::memory_order_relaxed);
+    return *t < tasks_;
+  }
+
+ private:
+  const int64_t tasks_;
+  std::atomic<int64_t> next_{0};
+};
 
 // Threads worth starting for a call with about `work_ns` nanoseconds of single-thread work: every
 // thread beyond the first has to get at least kMinThreadWorkNs, because waking a team and the
