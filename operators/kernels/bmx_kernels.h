@@ -273,6 +273,64 @@ void bdense(int64_t batch, int64_t in_units, int64_t num_hidden, const float* x,
 void bdense_reference(int64_t batch, int64_t in_units, int64_t num_hidden, const float* x,
                       const float* w, const float* scale, const float* bias, float* y);
 
+// Prepare once, run many (as for bconv2d above). A dense layer can read the packed output of a
+// convolution directly: with input_format kBits, input_layout is the producer's layout (any
+// groups, frame and pad_value; batch = the dense batch, channels * height * width = in_units)
+// and the input of image b is the layout's image_words() words from b * image_words(), flattened
+// in MXNet's NCHW order (Flatten then FullyConnected). Prepare permutes the weights into that
+// layout (the plan owns the copy): weight bit of unit (c, y, x) goes where the layout keeps
+// channel c of pixel (y, x), frame words get the layout's own frame words (so they XOR to 0) and
+// unused bits stay 0, hence dot = in_units - 2 * popcount as for a plain input.
+// With output_format kBits the output is plain_bit_layout(batch, num_hidden, 1, 1): per input
+// row words_for(num_hidden) words, unit o in bit o % 64 of word o / 64 (bit output formula and
+// thresholds as for bconv2d).
+struct BDenseOptions {
+  ActivationFormat input_format = ActivationFormat::kFloat;
+  BitTensorLayout input_layout;  // kBits input only
+  ActivationFormat output_format = ActivationFormat::kFloat;
+  const BatchNormParams* batch_norm = nullptr;  // kBits output: the BatchNorm after the layer
+  SignFormula sign_formula = nullptr;           // kBits output: replaces the formula, if set
+  const void* sign_user = nullptr;
+  int max_threads = 0;       // as BConv2DOptions
+  Path path = Path::kNone;   // kNone: active_path()
+  bool exact_threads = false;
+};
+
+class BDensePlan {
+ public:
+  struct Data;  // bdense/bdense.cc
+  bool valid() const { return data_ != nullptr; }
+  int64_t batch() const;
+  int64_t in_units() const;
+  int64_t num_hidden() const;
+  int64_t workspace_bytes() const;  // any alignment is fine
+  int max_threads() const;
+  Path path() const;
+  const char* kernel_name() const;
+  int64_t table_channels() const;
+
+  std::shared_ptr<const Data> data_;
+};
+
+// Builds *plan; returns "" or the problem (the plan is then invalid). packed_w is
+// pack_dense_weights' layout, [num_hidden][words_for(in_units)]: kept by pointer for a float
+// input (alive and unchanged while the plan is used), copied into the input layout's order for a
+// packed input. scale and bias: kept by pointer for float output, folded for bit output.
+std::string bdense_prepare(int64_t batch, int64_t in_units, int64_t num_hidden,
+                           const word_t* packed_w, const float* scale, const float* bias,
+                           const BDenseOptions& options, BDensePlan* plan);
+// x: batch rows of in_units floats, or words in options.input_layout; y: batch rows of
+// num_hidden floats, or of words_for(num_hidden) words. Returns null, or a constant message
+// when the call does not match the plan; allocates nothing.
+const char* bdense_run(const BDensePlan& plan, const float* x, float* y, void* workspace,
+                       const ThreadHook* hook = nullptr);
+const char* bdense_run(const BDensePlan& plan, const word_t* x, float* y, void* workspace,
+                       const ThreadHook* hook = nullptr);
+const char* bdense_run(const BDensePlan& plan, const float* x, word_t* y, void* workspace,
+                       const ThreadHook* hook = nullptr);
+const char* bdense_run(const BDensePlan& plan, const word_t* x, word_t* y, void* workspace,
+                       const ThreadHook* hook = nullptr);
+
 // ---------------------------------------------------------------------------------------------
 // Bit packing
 // ---------------------------------------------------------------------------------------------

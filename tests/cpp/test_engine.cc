@@ -551,3 +551,156 @@ TEST(engine_prepare_errors) {
 }
 
 }  // namespace
+
+namespace {
+
+// Dense prepare/run on float rows against bdense_reference, with and without hooks; and bit
+// output against the reference and the formula.
+TEST(engine_dense_float_and_bits) {
+  std::mt19937_64 rng(tiny::g_seed + 110);
+  const int64_t sizes[][3] = {{1, 1, 1}, {1, 100, 70}, {3, 64, 128}, {9, 130, 65},
+                              {2, 1000, 200}, {17, 65, 3}};
+  for (const auto& sz : sizes) {
+    const int64_t batch = sz[0], in = sz[1], hidden = sz[2];
+    std::vector<float> x = tiny::random_floats(rng, batch * in),
+                       w = tiny::random_floats(rng, hidden * in),
+                       scale = tiny::random_floats(rng, hidden),
+                       bias = tiny::random_floats(rng, hidden);
+    std::vector<word_t> pw(hidden * bmx::words_for(in));
+    bmx::pack_dense_weights(hidden, in, w.data(), pw.data());
+    std::vector<float> want(batch * hidden);
+    bmx::bdense_reference(batch, in, hidden, x.data(), w.data(), scale.data(), bias.data(),
+                          want.data());
+    Bn bn = awkward_bn(hidden, in, scale, rng, false);
+    bmx::BatchNormParams params;
+    params.gamma = bn.gamma.data();
+    params.beta = bn.beta.data();
+    params.moving_mean = bn.mean.data();
+    params.moving_var = bn.var.data();
+    params.eps = bn.eps;
+    params.fix_gamma = false;
+    const int64_t ow = bmx::words_for(hidden);
+    std::vector<word_t> want_bits(batch * ow, 0);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t o = 0; o < hidden; ++o)
+        if (want_bit(want[b * hidden + o], &bn, o))
+          want_bits[b * ow + o / 64] |= word_t{1} << (o % 64);
+    for (bmx::Path path : tiny::paths_under_test())
+      for (int mode = 0; mode < 2; ++mode) {
+        int calls = 0;
+        bmx::ThreadHook hook;
+        hook.parallel_for = thread_hook;
+        hook.user = &calls;
+        hook.num_threads = 3;
+        bmx::BDenseOptions o;
+        o.path = path;
+        o.max_threads = 3;
+        o.exact_threads = true;
+        bmx::BDensePlan plan;
+        CHECK(bmx::bdense_prepare(batch, in, hidden, pw.data(), scale.data(), bias.data(), o,
+                                  &plan)
+                  .empty());
+        Workspace ws(plan.workspace_bytes(), 3);
+        std::vector<float> got(batch * hidden + 1, 5.0f);
+        CHECK(bmx::bdense_run(plan, x.data(), got.data(), ws.get(), mode ? &hook : nullptr) ==
+              nullptr);
+        CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0)
+            << bmx::path_name(path) << " " << batch << "x" << in << "x" << hidden;
+        CHECK(got[batch * hidden] == 5.0f);
+        CHECK(ws.intact());
+        o.output_format = bmx::ActivationFormat::kBits;
+        o.batch_norm = &params;
+        CHECK(bmx::bdense_prepare(batch, in, hidden, pw.data(), scale.data(), bias.data(), o,
+                                  &plan)
+                  .empty());
+        Workspace wb(plan.workspace_bytes(), 5);
+        std::vector<word_t> bits(batch * ow + 1, 77);
+        CHECK(bmx::bdense_run(plan, x.data(), bits.data(), wb.get(), mode ? &hook : nullptr) ==
+              nullptr);
+        CHECK(std::equal(want_bits.begin(), want_bits.end(), bits.begin()))
+            << "bits " << bmx::path_name(path) << " " << batch << "x" << in << "x" << hidden;
+        CHECK(bits[batch * ow] == 77u);
+        CHECK(wb.intact());
+        RETURN_IF_FAILED();
+      }
+  }
+}
+
+// conv (bit output, BatchNorm folded) -> dense on the packed output, for a plain layout and for
+// one with groups and a frame: equals Flatten of the float emulation into the reference dense.
+TEST(engine_conv_into_dense) {
+  std::mt19937_64 rng(tiny::g_seed + 111);
+  const BConv2DShape shapes[] = {make(2, 65, 7, 7, 70, 3, 1, 1, 1, 0),
+                                 make(3, 16, 5, 4, 128, 3, 2, 1, 2, 0),
+                                 make(1, 3, 6, 6, 64, 1, 1, 0, 1, 1)};
+  for (const BConv2DShape& s : shapes) {
+    Data d = make_data(s, rng);
+    const int64_t O = s.out_channels, nbits = s.group_in() * s.kernel_h * s.kernel_w;
+    Bn bn = awkward_bn(O, nbits, d.scale, rng, true);
+    bmx::BatchNormParams params;
+    params.beta = bn.beta.data();
+    params.moving_mean = bn.mean.data();
+    params.moving_var = bn.var.data();
+    params.eps = bn.eps;
+    params.fix_gamma = true;
+    std::vector<float> signs;
+    expected_bits(s, d, d.scale.data(), d.bias.data(), &bn,
+                  bmx::plain_bit_layout(s.batch, O, s.out_h(), s.out_w()), &signs);
+    const int64_t in_units = O * s.out_h() * s.out_w(), hidden = 37;
+    std::vector<float> w = tiny::random_floats(rng, hidden * in_units),
+                       dscale = tiny::random_floats(rng, hidden);
+    std::vector<word_t> pw(hidden * bmx::words_for(in_units));
+    bmx::pack_dense_weights(hidden, in_units, w.data(), pw.data());
+    std::vector<float> want(s.batch * hidden);
+    bmx::bdense_reference(s.batch, in_units, hidden, signs.data(), w.data(), dscale.data(),
+                          nullptr, want.data());
+    std::vector<BitTensorLayout> layouts{bmx::plain_bit_layout(s.batch, O, s.out_h(), s.out_w())};
+    BitTensorLayout framed = layouts[0];
+    framed.pad_h = 2;
+    framed.pad_w = 1;
+    framed.padded_h = framed.height + 3;
+    framed.padded_w = framed.width + 2;
+    framed.pad_value = 1;
+    if (O % 128 == 0) framed.groups = 2;
+    layouts.push_back(framed);
+    for (const BitTensorLayout& layout : layouts)
+      for (bmx::Path path : tiny::paths_under_test()) {
+        bmx::BConv2DOptions oc;
+        oc.path = path;
+        oc.output_format = bmx::ActivationFormat::kBits;
+        oc.output_layout = layout;
+        oc.batch_norm = &params;
+        bmx::BConv2DPlan pc;
+        const std::string err =
+            bmx::bconv2d_prepare(s, d.packed_w.data(), d.scale.data(), d.bias.data(), oc, &pc);
+        CHECK(err.empty()) << err;
+        bmx::BDenseOptions od;
+        od.path = path;
+        od.input_format = bmx::ActivationFormat::kBits;
+        od.input_layout = layout;
+        bmx::BDensePlan pd;
+        const std::string err2 = bmx::bdense_prepare(s.batch, in_units, hidden, pw.data(),
+                                                     dscale.data(), nullptr, od, &pd);
+        CHECK(err2.empty()) << err2;
+        if (!err.empty() || !err2.empty()) return;
+        Workspace ws(std::max(pc.workspace_bytes(), pd.workspace_bytes()), 0);
+        std::vector<word_t> mid(layout.total_words());
+        std::vector<float> got(s.batch * hidden);
+        CHECK(bmx::bconv2d_run(pc, d.x.data(), mid.data(), ws.get()) == nullptr);
+        CHECK(bmx::bdense_run(pd, mid.data(), got.data(), ws.get()) == nullptr);
+        CHECK(got == want) << bmx::path_name(path) << " groups " << layout.groups << " frame "
+                           << layout.pad_h << " " << describe(s);
+        RETURN_IF_FAILED();
+      }
+  }
+  // A layout that does not hold in_units units is refused.
+  std::vector<word_t> pw(4 * 2);
+  bmx::BDenseOptions od;
+  od.input_format = bmx::ActivationFormat::kBits;
+  od.input_layout = bmx::plain_bit_layout(1, 10, 3, 3);
+  bmx::BDensePlan pd;
+  const std::string err = bmx::bdense_prepare(1, 100, 4, pw.data(), nullptr, nullptr, od, &pd);
+  CHECK(err.find("input_layout") != std::string::npos) << err;
+}
+
+}  // namespace
