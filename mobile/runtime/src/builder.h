@@ -53,7 +53,8 @@ class Builder {
   // Float32 parameter data, checked to have exactly `shape` (`what` names it in errors).
   std::vector<float> floats(int i, const Shape& shape, const char* what) const;
   int value(int i) const;  // the value of input i (a constant for a parameter)
-  const Shape& shape(int i) const { return c_value(value(i)).shape; }
+  // A copy: making values (value() of a parameter, emit) moves the table that holds shapes.
+  Shape shape(int i) const { return c_value(value(i)).shape; }
   // The data of input i when it is a constant (a parameter, or a Reshape of one), else null.
   const float* constant_data(int i) const { return c_value(value(i)).constant; }
 

@@ -20,6 +20,10 @@ std::string PostOp::describe() const {
     case PostKind::kPrelu: return "prelu";
     case PostKind::kElu: return "elu";
     case PostKind::kSign: return "sign";
+    case PostKind::kSignZero: return "sign0";
+    case PostKind::kRsubScalar: return "rsub_scalar";
+    case PostKind::kDivScalar: return "div_scalar";
+    case PostKind::kRdivScalar: return "rdiv_scalar";
     case PostKind::kQuantize: return "quantize";
     case PostKind::kClip: return "clip";
   }
@@ -78,6 +82,18 @@ void apply_post_op(const PostOp& op, float* y, const float* t, int64_t ch, int64
       break;
     case PostKind::kSign:
       for (int64_t i = 0; i < n; ++i) y[i] = bmx::sign_pm1(y[i]);
+      break;
+    case PostKind::kSignZero:
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] < 0.f ? -1.f : (y[i] > 0.f ? 1.f : 0.f);
+      break;
+    case PostKind::kRsubScalar:
+      for (int64_t i = 0; i < n; ++i) y[i] = op.s - y[i];
+      break;
+    case PostKind::kDivScalar:
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] / op.s;
+      break;
+    case PostKind::kRdivScalar:
+      for (int64_t i = 0; i < n; ++i) y[i] = op.s / y[i];
       break;
     case PostKind::kQuantize:
       for (int64_t i = 0; i < n; ++i) {

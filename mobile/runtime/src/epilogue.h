@@ -24,6 +24,10 @@ enum class PostKind {
   kPrelu,       // y > 0 ? y : a[c] * y   (a has C values, or 1 for all channels)
   kElu,         // y > 0 ? y : s * (exp(y) - 1)
   kSign,        // QActivation act_bit = 1: y >= 0 ? 1 : -1
+  kSignZero,    // mx.sym.sign: y > 0 ? 1 : y < 0 ? -1 : 0
+  kRsubScalar,  // s - y
+  kDivScalar,   // y / s
+  kRdivScalar,  // s / y
   kQuantize,    // QActivation act_bit = k: rint(s * clip(y, 0, 1)) / s, s = 2^k - 1
   kClip,        // min(max(y, s), t)
 };

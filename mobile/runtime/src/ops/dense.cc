@@ -182,9 +182,47 @@ void qfully_connected(Builder& b) {
   b.emit(std::move(step), g.out);
 }
 
+// dot(x, B) / linalg_gemm2(x, B) with a constant 2-D B (ONNX MatMul / Gemm imports): a dense
+// layer on the last axis of x with weights B^T (or B with transpose_b), times alpha for gemm2.
+void matmul(Builder& b) {
+  const bool gemm2 = b.node().op != "dot";
+  if (gemm2) b.only_attrs({"transpose_a", "transpose_b", "alpha", "axis"});
+  else b.only_attrs({"transpose_a", "transpose_b", "forward_stype"});
+  b.expect_inputs(2, 2);
+  if (b.boolean("transpose_a", false)) b.unsupported("transpose_a=True");
+  if (gemm2 && b.integer("axis", -2) != -2) b.unsupported("parameter 'axis' other than -2");
+  const Shape& x = b.shape(0);
+  const Shape& w = b.shape(1);
+  const float* data = b.constant_data(1);
+  if (!data || w.size() != 2 || (gemm2 && x.size() != 2)) {
+    b.unsupported("the runtime multiplies by a constant 2-D matrix only (input 1 must be a "
+                  "parameter" + std::string(gemm2 ? ", input 0 2-D)" : ")"));
+  }
+  const bool tb = b.boolean("transpose_b", false);
+  const int64_t K = tb ? w[1] : w[0], N = tb ? w[0] : w[1];
+  if (x.empty() || x.back() != K) {
+    b.bad("shapes " + shape_str(x) + " and " + shape_str(w) + " do not multiply");
+  }
+  const DenseGeometry g = geometry(b, x, N, false);
+  std::vector<float> weights(static_cast<size_t>(N * K));
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t k = 0; k < K; ++k) weights[n * K + k] = tb ? data[n * K + k] : data[k * N + n];
+  }
+  std::vector<float> scale;
+  const double alpha = gemm2 ? b.real("alpha", 1.0) : 1.0;
+  if (alpha != 1.0) scale.assign(static_cast<size_t>(N), static_cast<float>(alpha));
+  auto step = std::make_unique<FloatDenseStep>(g, std::move(weights), std::move(scale),
+                                               std::vector<float>(), 32, alpha == 1.0, b.path());
+  step->inputs = {b.value(0)};
+  b.emit(std::move(step), g.out);
+}
+
 }  // namespace
 
 void register_dense(OpTable* t) {
+  (*t)["dot"] = matmul;
+  (*t)["linalg_gemm2"] = matmul;
+  (*t)["_linalg_gemm2"] = matmul;
   (*t)["FullyConnected"] = fully_connected;
   (*t)["QFullyConnected"] = qfully_connected;
 }

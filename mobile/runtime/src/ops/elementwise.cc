@@ -73,6 +73,19 @@ void activation(Builder& b) {
   pointwise(b, 0, simple(kind), "(" + type + ")");
 }
 
+// relu, sigmoid, tanh, softrelu and sign as operators of their own (ONNX-imported models).
+void unary(Builder& b) {
+  b.only_attrs({});
+  b.expect_inputs(1, 1);
+  const std::string& op = b.node().op;
+  const PostKind kind = op == "relu"      ? PostKind::kRelu
+                        : op == "sigmoid" ? PostKind::kSigmoid
+                        : op == "tanh"    ? PostKind::kTanh
+                        : op == "sign"    ? PostKind::kSignZero
+                                          : PostKind::kSoftrelu;
+  pointwise(b, 0, simple(kind), "");
+}
+
 void leaky_relu(Builder& b) {
   b.only_attrs({"act_type", "slope", "lower_bound", "upper_bound"});
   const std::string type = b.str("act_type", "leaky");
@@ -130,15 +143,23 @@ void clip(Builder& b) {
                          static_cast<float>(b.real("a_max", 0))), "");
 }
 
-// _plus_scalar, _minus_scalar, _mul_scalar: x + s, x + (-s) (the same float), x * s.
+// _plus_scalar, _minus_scalar, _mul_scalar: x + s, x + (-s) (the same float), x * s;
+// _rminus_scalar: s - x; _div_scalar: x / s; _rdiv_scalar: s / x.
 void scalar_op(Builder& b) {
   b.only_attrs({"scalar", "is_int"});
   b.expect_inputs(1, 1);
   float s = static_cast<float>(b.real("scalar", 0));
   const std::string& op = b.node().op;
-  PostOp p = simple(op == "_mul_scalar" ? PostKind::kMulChannel : PostKind::kAddChannel);
-  if (op == "_minus_scalar") s = -s;
-  p.a = {s};
+  PostOp p;
+  if (op == "_rminus_scalar" || op == "_div_scalar" || op == "_rdiv_scalar") {
+    p = simple(op == "_rminus_scalar" ? PostKind::kRsubScalar
+               : op == "_div_scalar"  ? PostKind::kDivScalar
+                                      : PostKind::kRdivScalar, s);
+  } else {
+    p = simple(op == "_mul_scalar" ? PostKind::kMulChannel : PostKind::kAddChannel);
+    if (op == "_minus_scalar") s = -s;
+    p.a = {s};
+  }
   pointwise(b, 0, std::move(p), "(" + std::to_string(s) + ")");
 }
 
@@ -305,6 +326,13 @@ void register_elementwise(OpTable* t) {
   (*t)["_plus_scalar"] = scalar_op;
   (*t)["_minus_scalar"] = scalar_op;
   (*t)["_mul_scalar"] = scalar_op;
+  (*t)["_rminus_scalar"] = scalar_op;
+  (*t)["_div_scalar"] = scalar_op;
+  (*t)["_rdiv_scalar"] = scalar_op;
+  (*t)["relu"] = unary;
+  (*t)["sigmoid"] = unary;
+  (*t)["tanh"] = unary;
+  (*t)["sign"] = unary;
   (*t)["elemwise_add"] = elemwise_add;
   (*t)["_plus"] = elemwise_add;
   (*t)["_Plus"] = elemwise_add;
