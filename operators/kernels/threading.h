@@ -56,19 +56,73 @@ void run_workers(const ThreadHook* hook, int workers, F& fn) {
 #endif
 }
 
+// Runs phases 0 .. nphases-1 in order, each as fn(phase, w) for every worker w in
+// [0, workers); a phase starts only when the previous one has finished on every worker. With a
+// hook every phase is one parallel_for call; with OpenMP all phases run in ONE parallel region
+// with a barrier between them (a second region would wake the team again, which costs tens of
+// microseconds on a busy machine, as much as a small layer). Worker 0 runs in every phase (the
+// hook contract calls every index once; an OpenMP team always has thread 0), which is what
+// PhaseCounters relies on.
+template <typename F>
+void run_phases(const ThreadHook* hook, int workers, int64_t nphases, F& fn) {
+  if (workers <= 1) {
+    for (int64_t p = 0; p < nphases; ++p) fn(p, 0);
+    return;
+  }
+  if (hook != nullptr && hook->parallel_for != nullptr) {
+    for (int64_t p = 0; p < nphases; ++p) {
+      auto task = [&](int w) { fn(p, w); };
+      run_workers(hook, workers, task);
+    }
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(workers)
+  {
+    const int w = omp_get_thread_num();
+    for (int64_t p = 0; p < nphases; ++p) {
+      fn(p, w);
+#pragma omp barrier
+    }
+  }
+#else
+  for (int64_t p = 0; p < nphases; ++p)
+    for (int w = 0; w < workers; ++w) fn(p, w);
+#endif
+}
+
 // Hands out task indices 0, 1, ... to whichever worker asks next (dynamic scheduling).
 class TaskCounter {
  public:
-  explicit TaskCounter(int64_t tasks) : tasks_(tasks) {}
+  explicit TaskCounter(int64_t tasks = 0) : tasks_(tasks) {}
   // Sets *t to the next task; false when none is left.
   bool next(int64_t* t) {
     *t = next_.fetch_add(1, std::memory_order_relaxed);
     return *t < tasks_;
   }
+  // Only while no worker uses the counter (run_phases' barriers order it with their use).
+  void reset(int64_t tasks) {
+    tasks_ = tasks;
+    next_.store(0, std::memory_order_relaxed);
+  }
 
  private:
-  const int64_t tasks_;
+  int64_t tasks_;
   std::atomic<int64_t> next_{0};
+};
+
+// The task counters of run_phases, without allocating: phase p uses counter p % 2, and worker 0
+// of phase p prepares counter (p + 1) % 2 for phase p + 1 (its last users finished in phase
+// p - 1, before the barrier that started phase p).
+class PhaseCounters {
+ public:
+  TaskCounter& get(int64_t phase) { return c_[phase % 2]; }
+  void prepare_next(int64_t phase, int w, int64_t next_tasks) {
+    if (w == 0) c_[(phase + 1) % 2].reset(next_tasks);
+  }
+
+ private:
+  TaskCounter c_[2];
 };
 
 // Threads worth starting for a call with about `work_ns` nanoseconds of single-thread work: every

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "bconv2d/bconv2d.h"
+#include "bconv2d/output_kernels.h"
 #include "bitpack/bit_tensor.h"
 #include "test_util.h"
 #include "tiny_test.h"
@@ -701,6 +702,73 @@ TEST(engine_conv_into_dense) {
   bmx::BDensePlan pd;
   const std::string err = bmx::bdense_prepare(1, 100, 4, pw.data(), nullptr, nullptr, od, &pd);
   CHECK(err.find("input_layout") != std::string::npos) << err;
+}
+
+}  // namespace
+
+namespace {
+
+// OutputKernels::bits of every path against output_bits_reference on random blocks: rows 1..64,
+// awkward column counts, with and without the border correction (16-entry and wider tables),
+// flips, thresholds at the extremes and lookup-table rows.
+TEST(engine_output_bits_kernels) {
+  std::mt19937_64 rng(tiny::g_seed + 112);
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  for (int iter = 0; iter < 300; ++iter) {
+    const int64_t rows = iter < 64 ? iter + 1 : pick(1, 64), n = pick(1, 70);
+    const int64_t ldc = n + pick(0, 5), nbits = pick(1, 700);
+    const int64_t ldcorr = pick(0, 1) ? 16 : pick(17, 40);
+    std::vector<int32_t> counts(rows * ldc), corr(rows * ldcorr), cls(n), thr(rows);
+    std::vector<uint8_t> flip(rows);
+    std::vector<int64_t> table_offset(rows, -1);
+    std::vector<word_t> table;
+    for (int32_t& c : counts) c = static_cast<int32_t>(pick(0, nbits));
+    for (int32_t& c : corr) c = static_cast<int32_t>(pick(-nbits / 2, nbits / 2) * 2);
+    for (int32_t& c : cls) c = static_cast<int32_t>(pick(0, ldcorr - 1));
+    const bool use_tables = iter % 3 == 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int kind = static_cast<int>(pick(0, 5));
+      thr[r] = kind == 0 ? static_cast<int32_t>(-2 * nbits) : kind == 1 ? 2 * static_cast<int32_t>(nbits) + 1
+                                                            : static_cast<int32_t>(pick(-nbits, nbits));
+      flip[r] = static_cast<uint8_t>(pick(0, 1));
+      if (use_tables && kind == 5) {
+        thr[r] = INT32_MAX;
+        flip[r] = 0;
+        table_offset[r] = static_cast<int64_t>(table.size());
+        // dots reach nbits + the correction: a table over [-2 nbits, 2 nbits]
+        for (int64_t w = 0; w < bmx::words_for(4 * nbits + 1); ++w) table.push_back(rng());
+      }
+    }
+    bmx::BitsBlock b;
+    b.counts = counts.data();
+    b.ldc = ldc;
+    b.rows = rows;
+    b.n = n;
+    b.nbits = static_cast<int32_t>(nbits);
+    b.corr = corr.data();
+    b.ldcorr = ldcorr;
+    b.cls = iter % 2 ? cls.data() : nullptr;
+    b.threshold = thr.data();
+    b.flip = flip.data();
+    b.table_offset = use_tables ? table_offset.data() : nullptr;
+    b.table = table.data();
+    b.table_bias = 2 * nbits;
+    std::vector<word_t> want(n);
+    b.out = want.data();
+    bmx::output_bits_reference(b);
+    for (bmx::Path path : tiny::paths_under_test()) {
+      std::vector<word_t> got(n + 1, 0x77);
+      b.out = got.data();
+      bmx::output_kernels_for_path(path).bits(b);
+      CHECK(std::equal(want.begin(), want.end(), got.begin()))
+          << bmx::path_name(path) << " rows=" << rows << " n=" << n << " cls=" << (iter % 2)
+          << " ldcorr=" << ldcorr << " tables=" << use_tables;
+      CHECK(got[n] == 0x77u) << "wrote past the block";
+    }
+    RETURN_IF_FAILED();
+  }
 }
 
 }  // namespace

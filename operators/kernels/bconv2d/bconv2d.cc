@@ -173,40 +173,49 @@ constexpr int64_t kRowBlock = 64;   // output channels per GEMM call + output tr
 int64_t round64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 // corr[o * ldcorr + class] (see output_transform.h) for the classes of yranges x xranges.
+// Blocks of output channels are independent: with more than one thread they are shared out
+// (the MXNet operators prepare on every call, where this table is a good part of a small layer's
+// time; the runtime prepares once).
 void build_correction(const BConv2DPlan::Data& d, const std::vector<TapRange>& yranges,
                       const std::vector<TapRange>& xranges, int32_t* corr) {
   const int64_t O = d.s.out_channels, T = d.T, kh = d.s.kernel_h, kw = d.s.kernel_w;
   const int64_t ny = static_cast<int64_t>(yranges.size()), nx = d.nx, ldcorr = d.ldcorr;
-  std::vector<int32_t> tmp((2 * T + 1) * kCorrBlock);
-  // Per block of output channels: the popcounts of all (channel, tap) weight runs, then for each
-  // class the sum over the taps outside its rectangle, with the channels in the innermost loops
-  // so that they vectorise.
-  for (int64_t o0 = 0; o0 < O; o0 += kCorrBlock) {
-    const int64_t no = std::min(kCorrBlock, O - o0);
-    int32_t* pc = tmp.data();  // [no][T], then [T][kCorrBlock], then the sums
-    int32_t* pt = pc + T * kCorrBlock;
-    int32_t* sum = pt + T * kCorrBlock;
-    d.ok->popcount_runs(d.packed_w + o0 * T * d.wpp, no * T, d.wpp, pc);
-    for (int64_t o = 0; o < no; ++o)
-      for (int64_t t = 0; t < T; ++t) pt[t * kCorrBlock + o] = pc[o * T + t];
-    for (int64_t yc = 0; yc < ny; ++yc)
-      for (int64_t xc = 0; xc < nx; ++xc) {
-        const TapRange yr = yranges[yc], xr = xranges[xc];
-        int32_t outside = 0;
-        for (int64_t o = 0; o < no; ++o) sum[o] = 0;
-        for (int64_t ky = 0; ky < kh; ++ky)
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            if (ky >= yr.lo && ky < yr.hi && kx >= xr.lo && kx < xr.hi) continue;
-            ++outside;
-            const int32_t* src = pt + (ky * kw + kx) * kCorrBlock;
-            for (int64_t o = 0; o < no; ++o) sum[o] += src[o];
-          }
-        // sum over the outside taps of S = 2 popcount - cg
-        const int32_t off = outside * static_cast<int32_t>(d.cg);
-        int32_t* dst = corr + o0 * ldcorr + yc * nx + xc;
-        for (int64_t o = 0; o < no; ++o) dst[o * ldcorr] = 2 * sum[o] - off;
-      }
-  }
+  const int64_t nblocks = (O + kCorrBlock - 1) / kCorrBlock;
+  TaskCounter counter(nblocks);
+  auto worker = [&](int) {
+    std::vector<int32_t> tmp((2 * T + 1) * kCorrBlock);
+    // Per block of output channels: the popcounts of all (channel, tap) weight runs, then for each
+    // class the sum over the taps outside its rectangle, with the channels in the innermost loops
+    // so that they vectorise.
+    for (int64_t blk; counter.next(&blk);) {
+      const int64_t o0 = blk * kCorrBlock;
+      const int64_t no = std::min(kCorrBlock, O - o0);
+      int32_t* pc = tmp.data();  // [no][T], then [T][kCorrBlock], then the sums
+      int32_t* pt = pc + T * kCorrBlock;
+      int32_t* sum = pt + T * kCorrBlock;
+      d.ok->popcount_runs(d.packed_w + o0 * T * d.wpp, no * T, d.wpp, pc);
+      for (int64_t o = 0; o < no; ++o)
+        for (int64_t t = 0; t < T; ++t) pt[t * kCorrBlock + o] = pc[o * T + t];
+      for (int64_t yc = 0; yc < ny; ++yc)
+        for (int64_t xc = 0; xc < nx; ++xc) {
+          const TapRange yr = yranges[yc], xr = xranges[xc];
+          int32_t outside = 0;
+          for (int64_t o = 0; o < no; ++o) sum[o] = 0;
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              if (ky >= yr.lo && ky < yr.hi && kx >= xr.lo && kx < xr.hi) continue;
+              ++outside;
+              const int32_t* src = pt + (ky * kw + kx) * kCorrBlock;
+              for (int64_t o = 0; o < no; ++o) sum[o] += src[o];
+            }
+          // sum over the outside taps of S = 2 popcount - cg
+          const int32_t off = outside * static_cast<int32_t>(d.cg);
+          int32_t* dst = corr + o0 * ldcorr + yc * nx + xc;
+          for (int64_t o = 0; o < no; ++o) dst[o * ldcorr] = 2 * sum[o] - off;
+        }
+    }
+  };
+  run_workers(nullptr, static_cast<int>(std::min<int64_t>(d.threads, nblocks)), worker);
 }
 
 // The row blocks and chunks of the GEMM tasks. Float output: per group, `want` chunks of
@@ -434,128 +443,135 @@ const char* run_plan(const BConv2DPlan& plan, const float* input_f, const word_t
   const int64_t row_blocks = (Hp + row_block - 1) / row_block;
   if (output_b != nullptr) write_frame(out, 0, s.batch, output_b);
 
-  for (int64_t b0 = 0; b0 < s.batch; b0 += d.block_images) {
-    const int64_t nimg = std::min(d.block_images, s.batch - b0);
-    const word_t* images = input_b != nullptr ? input_b + b0 * image_words : packed;
-
-    if (input_f != nullptr) {
+  // Phases: per block of images the packing (float input only), then the GEMM tasks.
+  const bool pack_phase = input_f != nullptr;
+  const int64_t per_block = pack_phase ? 2 : 1;
+  const int64_t nblocks = (s.batch + d.block_images - 1) / d.block_images;
+  auto block_pixels = [&](int64_t blk) {
+    return std::min(d.block_images, s.batch - blk * d.block_images) * P;
+  };
+  auto phase_tasks = [&](int64_t phase) -> int64_t {
+    const int64_t blk = phase / per_block, nimg = block_pixels(blk) / P;
+    if (pack_phase && phase % per_block == 0) return nimg * G * wpp * row_blocks;
+    const int64_t pixels = block_pixels(blk), pwidth = panel_width(pixels);
+    return (pixels + pwidth - 1) / pwidth * nchunks;
+  };
+  PhaseCounters counters;
+  counters.get(0).reset(phase_tasks(0));
+  auto phase_fn = [&](int64_t phase, int w) {
+    if (phase + 1 < nblocks * per_block) counters.prepare_next(phase, w, phase_tasks(phase + 1));
+    TaskCounter& counter = counters.get(phase);
+    const int64_t b0 = phase / per_block * d.block_images;
+    if (pack_phase && phase % per_block == 0) {
       // Sign-pack the images of this block into their padded planes.
-      TaskCounter counter(nimg * G * wpp * row_blocks);
-      auto pack = [&](int) {
-        for (int64_t t; counter.next(&t);) {
-          const int64_t rb = t % row_blocks, pl = t / row_blocks;  // pl = (image, group, word)
-          const int64_t i = pl % wpp, bg = pl / wpp, g = bg % G, b = b0 + bg / G;
-          pack_plane_rows(in, *d.bp, input_f + b * image_floats, g, i, rb * row_block,
-                          std::min(Hp, (rb + 1) * row_block), d.row_used.data(),
-                          packed + pl * plane);
-        }
-      };
-      run_workers(hook, workers, pack);
-    }
-
-    // GEMM, border correction and output transform per panel.
-    const int64_t pixels = nimg * P, pwidth = panel_width(pixels);
-    const int64_t npanels = (pixels + pwidth - 1) / pwidth;
-    TaskCounter counter(npanels * nchunks);
-    auto gemm = [&](int w) {
-      unsigned char* mine = worker_base + w * d.worker_bytes;
-      word_t* panel = reinterpret_cast<word_t*>(mine);
-      int32_t* counts = reinterpret_cast<int32_t*>(mine + d.counts_offset);
-      int32_t* cls = reinterpret_cast<int32_t*>(mine + d.cls_offset);
-      word_t* bits_buf = reinterpret_cast<word_t*>(mine + d.bits_offset);
-      int64_t built_panel = -1, built_group = -1;
       for (int64_t t; counter.next(&t);) {
-        const RowChunk& chunk = d.chunks[t % nchunks];
-        const int64_t p = t / nchunks, g = chunk.g;
-        const int64_t n0 = p * pwidth, n = std::min(pwidth, pixels - n0);
-        bool border = false;
-        if (built_panel != p || built_group != g) {
-          // im2col of block pixels n0 .. n0+n-1 into the panel, a run of output pixels of one
-          // output row (or of several rows of one image when flat) at a time.
-          for (int64_t j = 0; j < n;) {
-            const int64_t bl = (n0 + j) / P, q = (n0 + j) % P, oy = q / OW, ox = q % OW;
-            const int64_t len = d.flat ? std::min(n - j, P - q) : std::min(n - j, OW - ox);
-            const word_t* img = images + (bl * G + g) * wpp * plane;
-            for (int64_t ky = 0; ky < kh; ++ky) {
-              const int64_t row0 = (oy * sh + ky * dh) * Wp + ox * sw;
-              for (int64_t kx = 0; kx < kw; ++kx) {
-                const word_t* src = img + row0 + kx * dw;
-                word_t* dst = panel + (ky * kw + kx) * wpp * kstride + j * jstride;
-                for (int64_t i = 0; i < wpp; ++i)
-                  copy_words(src + i * plane, sw, dst + i * kstride, jstride, len);
-              }
+        const int64_t rb = t % row_blocks, pl = t / row_blocks;  // pl = (image, group, word)
+        const int64_t i = pl % wpp, bg = pl / wpp, g = bg % G, b = b0 + bg / G;
+        pack_plane_rows(in, *d.bp, input_f + b * image_floats, g, i, rb * row_block,
+                        std::min(Hp, (rb + 1) * row_block), d.row_used.data(),
+                        packed + pl * plane);
+      }
+      return;
+    }
+    const word_t* images = input_b != nullptr ? input_b + b0 * image_words : packed;
+    // GEMM, border correction and output transform per panel.
+    const int64_t pixels = block_pixels(phase / per_block), pwidth = panel_width(pixels);
+    unsigned char* mine = worker_base + w * d.worker_bytes;
+    word_t* panel = reinterpret_cast<word_t*>(mine);
+    int32_t* counts = reinterpret_cast<int32_t*>(mine + d.counts_offset);
+    int32_t* cls = reinterpret_cast<int32_t*>(mine + d.cls_offset);
+    word_t* bits_buf = reinterpret_cast<word_t*>(mine + d.bits_offset);
+    int64_t built_panel = -1, built_group = -1;
+    for (int64_t t; counter.next(&t);) {
+      const RowChunk& chunk = d.chunks[t % nchunks];
+      const int64_t p = t / nchunks, g = chunk.g;
+      const int64_t n0 = p * pwidth, n = std::min(pwidth, pixels - n0);
+      bool border = false;
+      if (built_panel != p || built_group != g) {
+        // im2col of block pixels n0 .. n0+n-1 into the panel, a run of output pixels of one
+        // output row (or of several rows of one image when flat) at a time.
+        for (int64_t j = 0; j < n;) {
+          const int64_t bl = (n0 + j) / P, q = (n0 + j) % P, oy = q / OW, ox = q % OW;
+          const int64_t len = d.flat ? std::min(n - j, P - q) : std::min(n - j, OW - ox);
+          const word_t* img = images + (bl * G + g) * wpp * plane;
+          for (int64_t ky = 0; ky < kh; ++ky) {
+            const int64_t row0 = (oy * sh + ky * dh) * Wp + ox * sw;
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              const word_t* src = img + row0 + kx * dw;
+              word_t* dst = panel + (ky * kw + kx) * wpp * kstride + j * jstride;
+              for (int64_t i = 0; i < wpp; ++i)
+                copy_words(src + i * plane, sw, dst + i * kstride, jstride, len);
             }
-            if (d.correct) {
-              for (int64_t u = 0, y = oy, x = ox; u < len; ++u) {
-                cls[j + u] = d.ycls[y] * static_cast<int32_t>(d.nx) + d.xcls[x];
-                if (++x == OW) x = 0, ++y;
-              }
-            }
-            j += len;
           }
-          if (!d.kernel->row_panel && n < nr)
-            for (int64_t k = 0; k < K; ++k)
-              for (int64_t j = n; j < nr; ++j) panel[k * nr + j] = 0;
-          built_panel = p;
-          built_group = g;
+          if (d.correct) {
+            for (int64_t u = 0, y = oy, x = ox; u < len; ++u) {
+              cls[j + u] = d.ycls[y] * static_cast<int32_t>(d.nx) + d.xcls[x];
+              if (++x == OW) x = 0, ++y;
+            }
+          }
+          j += len;
         }
-        if (d.correct)
-          for (int64_t j = 0; j < n && !border; ++j) border = cls[j] != 0;
+        if (!d.kernel->row_panel && n < nr)
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = n; j < nr; ++j) panel[k * nr + j] = 0;
+        built_panel = p;
+        built_group = g;
+      }
+      if (d.correct)
+        for (int64_t j = 0; j < n && !border; ++j) border = cls[j] != 0;
 
-        for (int64_t rb = chunk.rb_begin; rb < chunk.rb_end; ++rb) {
-          const RowBlock& blk = d.blocks[rb];
-          const int64_t o0 = blk.o0, rows = blk.rows;
-          d.kernel->run(rows, K, d.packed_w + o0 * K, K, panel, static_cast<int>(n), counts, nr);
-          if (output_f != nullptr) {
-            OutputBlock ob;
-            ob.ldc = nr;
-            ob.rows = rows;
-            ob.nbits = static_cast<int32_t>(d.nbits);
-            ob.corr = border ? d.corr.data() + o0 * d.ldcorr : nullptr;
-            ob.ldcorr = d.ldcorr;
-            ob.scale = d.scale != nullptr ? d.scale + o0 : nullptr;
-            ob.bias = d.bias != nullptr ? d.bias + o0 : nullptr;
-            ob.ldo = P;
-            // One output block per image the panel touches.
-            for (int64_t j = 0; j < n;) {
-              const int64_t b = b0 + (n0 + j) / P, q = (n0 + j) % P, len = std::min(n - j, P - q);
-              ob.counts = counts + j;
-              ob.n = len;
-              ob.cls = border ? cls + j : nullptr;
-              ob.out = output_f + (b * O + o0) * P + q;
-              d.ok->block(ob);
-              j += len;
-            }
-            continue;
-          }
-          BitsBlock bb;
-          bb.counts = counts;
-          bb.ldc = nr;
-          bb.rows = rows;
-          bb.n = n;
-          bb.nbits = static_cast<int32_t>(d.nbits);
-          bb.corr = border ? d.corr.data() + o0 * d.ldcorr : nullptr;
-          bb.ldcorr = d.ldcorr;
-          bb.cls = border ? cls : nullptr;
-          bb.thresholds = &d.thresholds;
-          bb.o0 = o0;
-          bb.out = bits_buf;
-          output_bits_block(bb);
-          // The panel's words go to their pixels in the output planes of word blk.dest_plane.
-          const int64_t planes_out = out.groups * out.words_per_group();
+      for (int64_t rb = chunk.rb_begin; rb < chunk.rb_end; ++rb) {
+        const RowBlock& blk = d.blocks[rb];
+        const int64_t o0 = blk.o0, rows = blk.rows;
+        d.kernel->run(rows, K, d.packed_w + o0 * K, K, panel, static_cast<int>(n), counts, nr);
+        if (output_f != nullptr) {
+          OutputBlock ob;
+          ob.ldc = nr;
+          ob.rows = rows;
+          ob.nbits = static_cast<int32_t>(d.nbits);
+          ob.corr = border ? d.corr.data() + o0 * d.ldcorr : nullptr;
+          ob.ldcorr = d.ldcorr;
+          ob.scale = d.scale != nullptr ? d.scale + o0 : nullptr;
+          ob.bias = d.bias != nullptr ? d.bias + o0 : nullptr;
+          ob.ldo = P;
+          // One output block per image the panel touches.
           for (int64_t j = 0; j < n;) {
-            const int64_t b = b0 + (n0 + j) / P, q = (n0 + j) % P, oy = q / OW, ox = q % OW;
-            const int64_t len = std::min(n - j, OW - ox);
-            word_t* dst = output_b + (b * planes_out + blk.dest_plane) * out.plane_words() +
-                          (oy + out.pad_h) * out.padded_w + ox + out.pad_w;
-            for (int64_t u = 0; u < len; ++u) dst[u] = bits_buf[j + u];
+            const int64_t b = b0 + (n0 + j) / P, q = (n0 + j) % P, len = std::min(n - j, P - q);
+            ob.counts = counts + j;
+            ob.n = len;
+            ob.cls = border ? cls + j : nullptr;
+            ob.out = output_f + (b * O + o0) * P + q;
+            d.ok->block(ob);
             j += len;
           }
+          continue;
+        }
+        BitsBlock bb;
+        bb.counts = counts;
+        bb.ldc = nr;
+        bb.rows = rows;
+        bb.n = n;
+        bb.nbits = static_cast<int32_t>(d.nbits);
+        bb.corr = border ? d.corr.data() + o0 * d.ldcorr : nullptr;
+        bb.ldcorr = d.ldcorr;
+        bb.cls = border ? cls : nullptr;
+        set_thresholds(d.thresholds, o0, &bb);
+        bb.out = bits_buf;
+        d.ok->bits(bb);
+        // The panel's words go to their pixels in the output planes of word blk.dest_plane.
+        const int64_t planes_out = out.groups * out.words_per_group();
+        for (int64_t j = 0; j < n;) {
+          const int64_t b = b0 + (n0 + j) / P, q = (n0 + j) % P, oy = q / OW, ox = q % OW;
+          const int64_t len = std::min(n - j, OW - ox);
+          word_t* dst = output_b + (b * planes_out + blk.dest_plane) * out.plane_words() +
+                        (oy + out.pad_h) * out.padded_w + ox + out.pad_w;
+          for (int64_t u = 0; u < len; ++u) dst[u] = bits_buf[j + u];
+          j += len;
         }
       }
-    };
-    run_workers(hook, workers, gemm);
-  }
+    }
+  };
+  run_phases(hook, workers, nblocks * per_block, phase_fn);
   return nullptr;
 }
 

@@ -134,8 +134,81 @@ void popcount_runs_avx2(const word_t* x, int64_t runs, int64_t len, int32_t* out
   }
 }
 
+// Bit output, 8 columns per step (a partial step works on zero-padded copies): per row one
+// compare of 32-bit lanes (count > limit, or threshold > dot with the border correction
+// gathered), XORed with all-ones unless the row is flipped, ANDed with the row's bit and ORed into
+// one of two 32-bit accumulators per column (rows 0-31, 32-63), which are widened and merged into
+// the columns' words at the end.
+inline int32_t count_limit(int32_t nbits, int32_t t) {
+  int64_t d = int64_t{nbits} - t;
+  d = d >= 0 ? d / 2 : -((1 - d) / 2);
+  return d < INT32_MIN ? INT32_MIN : static_cast<int32_t>(d);
+}
+
+template <bool kCorr>
+void bits_step(const BitsBlock& b, const int32_t* counts, int64_t ldc,
+               const int32_t* cls, word_t* out) {
+  const __m256i ones = _mm256_set1_epi32(-1);
+  const __m256i nbits = _mm256_set1_epi32(b.nbits);
+  __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  __m256i idx = _mm256_setzero_si256();
+  if (kCorr) idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cls));
+  for (int64_t r = 0; r < b.rows; ++r) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(counts + r * ldc));
+    __m256i fail;  // lanes where the unflipped bit is 0
+    if (!kCorr) {
+      fail = _mm256_cmpgt_epi32(c, _mm256_set1_epi32(count_limit(b.nbits, b.threshold[r])));
+    } else {
+      const __m256i add = _mm256_i32gather_epi32(b.corr + r * b.ldcorr, idx, 4);
+      const __m256i dot = _mm256_add_epi32(_mm256_sub_epi32(nbits, _mm256_slli_epi32(c, 1)), add);
+      fail = _mm256_cmpgt_epi32(_mm256_set1_epi32(b.threshold[r]), dot);
+    }
+    const __m256i set = b.flip[r] ? fail : _mm256_xor_si256(fail, ones);
+    __m256i& a = acc[r >> 5];
+    a = _mm256_or_si256(
+        a, _mm256_and_si256(set, _mm256_set1_epi32(static_cast<int>(1u << (r & 31)))));
+  }
+  const __m256i w0 = _mm256_or_si256(
+      _mm256_cvtepu32_epi64(_mm256_castsi256_si128(acc[0])),
+      _mm256_slli_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(acc[1])), 32));
+  const __m256i w1 = _mm256_or_si256(
+      _mm256_cvtepu32_epi64(_mm256_extracti128_si256(acc[0], 1)),
+      _mm256_slli_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(acc[1], 1)), 32));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), w0);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 4), w1);
+}
+
+template <bool kCorr>
+void bits_rows(const BitsBlock& b) {
+  const int64_t n = b.n, full = n / 8 * 8;
+  for (int64_t j = 0; j < full; j += 8)
+    bits_step<kCorr>(b, b.counts + j, b.ldc, kCorr ? b.cls + j : nullptr, b.out + j);
+  if (full == n) return;
+  // The last columns: counts and classes copied into zero-padded buffers (class 0 is a valid
+  // index), words written to a buffer and copied out.
+  alignas(32) int32_t c[64 * 8];
+  alignas(32) int32_t k[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  alignas(32) word_t w[8];
+  const int64_t rest = n - full;
+  for (int64_t r = 0; r < b.rows; ++r)
+    for (int64_t i = 0; i < 8; ++i) c[r * 8 + i] = i < rest ? b.counts[r * b.ldc + full + i] : 0;
+  if (kCorr)
+    for (int64_t i = 0; i < rest; ++i) k[i] = b.cls[full + i];
+  bits_step<kCorr>(b, c, 8, k, w);
+  for (int64_t i = 0; i < rest; ++i) b.out[full + i] = w[i];
+}
+
+void bits_avx2(const BitsBlock& b) {
+  if (b.cls == nullptr)
+    bits_rows<false>(b);
+  else
+    bits_rows<true>(b);
+  output_bits_table_rows(b);
+}
+
 }  // namespace
 
-const OutputKernels kOutputAvx2 = {"avx2", block_avx2, units_avx2, popcount_runs_avx2};
+const OutputKernels kOutputAvx2 = {"avx2", block_avx2, units_avx2, popcount_runs_avx2,
+                                   bits_avx2};
 
 }  // namespace bmx

@@ -136,9 +136,68 @@ void popcount_runs_avx512(const word_t* x, int64_t runs, int64_t len, int32_t* o
     out[r] = static_cast<int32_t>(_mm512_reduce_add_epi64(run_counts(x + r * len, len)));
 }
 
+// Bit output, 16 columns per step: per row one compare gives a 16-bit mask (count <= limit, or
+// dot >= threshold with the border correction looked up as in block_rows), flipped for a
+// negative direction, and a masked OR sets the row's bit in one of two 32-bit accumulators per
+// column (rows 0-31, 32-63); the two halves are widened and merged into the columns' words.
+inline int32_t count_limit(int32_t nbits, int32_t t) {
+  int64_t d = int64_t{nbits} - t;
+  d = d >= 0 ? d / 2 : -((1 - d) / 2);
+  return d < INT32_MIN ? INT32_MIN : static_cast<int32_t>(d);
+}
+
+template <int kCorr>
+void bits_rows(const BitsBlock& b) {
+  const int32_t* const counts = b.counts;
+  const int32_t* const cls = b.cls;
+  const int64_t rows = b.rows, n = b.n, ldc = b.ldc, ldcorr = b.ldcorr;
+  const __m512i nbits = _mm512_set1_epi32(b.nbits);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - j >= 16 ? 0xffffu : (1u << (n - j)) - 1);
+    __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+    __m512i idx = _mm512_setzero_si512();
+    if (kCorr) idx = _mm512_maskz_loadu_epi32(m, cls + j);
+    for (int64_t r = 0; r < rows; ++r) {
+      const __m512i c = _mm512_maskz_loadu_epi32(m, counts + r * ldc + j);
+      __mmask16 bit;
+      if (kCorr == 0) {
+        bit = _mm512_mask_cmple_epi32_mask(m, c, _mm512_set1_epi32(count_limit(b.nbits, b.threshold[r])));
+      } else {
+        const int32_t* corr = b.corr + r * ldcorr;
+        const __m512i add = kCorr == 1
+                                ? _mm512_permutexvar_epi32(idx, _mm512_loadu_si512(corr))
+                                : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, corr, 4);
+        const __m512i dot = _mm512_add_epi32(_mm512_sub_epi32(nbits, _mm512_slli_epi32(c, 1)), add);
+        bit = _mm512_mask_cmpge_epi32_mask(m, dot, _mm512_set1_epi32(b.threshold[r]));
+      }
+      if (b.flip[r]) bit = static_cast<__mmask16>(~bit & m);
+      __m512i& a = acc[r >> 5];
+      a = _mm512_mask_or_epi32(a, bit, a, _mm512_set1_epi32(static_cast<int>(1u << (r & 31))));
+    }
+    const __m512i w0 = _mm512_or_si512(
+        _mm512_cvtepu32_epi64(_mm512_castsi512_si256(acc[0])),
+        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(acc[1])), 32));
+    const __m512i w1 = _mm512_or_si512(
+        _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(acc[0], 1)),
+        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(acc[1], 1)), 32));
+    _mm512_mask_storeu_epi64(b.out + j, static_cast<__mmask8>(m & 0xff), w0);
+    _mm512_mask_storeu_epi64(b.out + j + 8, static_cast<__mmask8>(m >> 8), w1);
+  }
+}
+
+void bits_avx512(const BitsBlock& b) {
+  if (b.cls == nullptr)
+    bits_rows<0>(b);
+  else if (b.ldcorr == 16)
+    bits_rows<1>(b);
+  else
+    bits_rows<2>(b);
+  output_bits_table_rows(b);
+}
+
 }  // namespace
 
 const OutputKernels kOutputAvx512 = {"avx512", block_avx512, units_avx512,
-                                     popcount_runs_avx512};
+                                     popcount_runs_avx512, bits_avx512};
 
 }  // namespace bmx

@@ -10,6 +10,10 @@
 // why ISA code is only reached through descriptors, and for the rules of ISA files, which
 // include this header).
 //
+// Bit output (bitout/sign_thresholds.h): the same dot products, compared with per-channel
+// integer thresholds instead of converted to float, 64 output channels packed into one word per
+// column (bit r = channel r of the block).
+//
 // Border correction per column: a padded convolution with pad_value 0 adds, for output pixel p
 // of border class cls[p] and output channel o, the integer corr[o][cls[p]] to the dot product
 // (bconv2d.cc builds that table). The kernels take the table as rows of ldcorr entries and the
@@ -57,12 +61,46 @@ using OutputUnitsFn = void (*)(const int32_t* counts, int64_t n, int32_t nbits, 
 // border correction is built from).
 using PopcountRunsFn = void (*)(const word_t* x, int64_t runs, int64_t len, int32_t* out);
 
+// One block of bits: for 0 <= r < rows (rows <= 64) and 0 <= j < n,
+//     dot = nbits - 2 * counts[r * ldc + j] + (cls != nullptr ? corr[r * ldcorr + cls[j]] : 0)
+//     bit = (dot >= threshold[r]) XOR flip[r]       (threshold, flip: entries of row 0 on)
+// and bit r of out[j] is that bit (bits rows..63 are 0). Rows whose channel uses a lookup
+// table (table_offset != nullptr and table_offset[r] >= 0) have threshold INT32_MAX and flip 0,
+// so the loops above give 0 for them; output_bits_table_rows then ORs in
+//     bit = bit (dot + table_bias) of the words at table + table_offset[r].
+// dot never reaches 2^24, so threshold INT32_MAX is never met.
+struct BitsBlock {
+  const int32_t* counts;
+  int64_t ldc;
+  int64_t rows;
+  int64_t n;
+  int32_t nbits;
+  const int32_t* corr;  // used only when cls is not null
+  int64_t ldcorr;
+  const int32_t* cls;
+  const int32_t* threshold;
+  const uint8_t* flip;
+  const int64_t* table_offset;  // null when no channel of the layer has a table
+  const word_t* table;
+  int64_t table_bias;
+  word_t* out;
+};
+using OutputBitsFn = void (*)(const BitsBlock& b);
+
 struct OutputKernels {
   const char* name;
   OutputBlockFn block;
   OutputUnitsFn units;
   PopcountRunsFn popcount_runs;
+  OutputBitsFn bits;
 };
+
+// Plain loops (the ground truth of the bit output), and the table rows alone (every path's bits
+// kernel calls it when table_offset is not null; compiled with the baseline flags).
+void output_bits_reference(const BitsBlock& b);
+void output_bits_table_rows(const BitsBlock& b);
+// The portable kernel, which the NEON descriptor shares.
+void output_bits_portable(const BitsBlock& b);
 
 // Plain loops over output_transform() and __builtin_popcountll (the ground truth).
 void output_block_reference(const OutputBlock& b);

@@ -106,6 +106,9 @@ void popcount_runs_neon(const word_t* x, int64_t runs, int64_t len, int32_t* out
 
 }  // namespace
 
-const OutputKernels kOutputNeon = {"neon", block_neon, units_neon, popcount_runs_neon};
+// Bit output: the portable kernel (compiled at the aarch64 baseline, which includes Advanced
+// SIMD, so its 32-bit lane loops vectorise to NEON).
+const OutputKernels kOutputNeon = {"neon", block_neon, units_neon, popcount_runs_neon,
+                                   output_bits_portable};
 
 }  // namespace bmx

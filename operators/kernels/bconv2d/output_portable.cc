@@ -1,5 +1,7 @@
 // Portable output kernels: plain C++ loops with the per-block choices (scale? bias? correction?)
 // hoisted out, so that the compiler vectorises them at the baseline ISA.
+#include <cstdint>
+
 #include "bconv2d/epilogue_flags.h"
 #include "bconv2d/output_kernels.h"
 
@@ -77,9 +79,50 @@ void popcount_runs_portable(const word_t* x, int64_t runs, int64_t len, int32_t*
   }
 }
 
+// Bit output: strips of kStrip columns; per row one pass over the strip ORs the row's bit into
+// two 32-bit accumulators per column (rows 0-31 and 32-63), a loop of compares, ands and ors on
+// 32-bit lanes that the compiler vectorises; the two halves make the column's word at the end.
+constexpr int64_t kStrip = 64;
+
+// Without a border correction, dot >= t  <=>  nbits - 2 count >= t  <=>  count <= (nbits - t) / 2
+// rounded down; computed in 64 bits (t may be INT32_MAX) and clamped to int32.
+int32_t count_limit(int32_t nbits, int32_t t) {
+  int64_t d = int64_t{nbits} - t;
+  d = d >= 0 ? d / 2 : -((1 - d) / 2);
+  return d < INT32_MIN ? INT32_MIN : static_cast<int32_t>(d);
+}
+
 }  // namespace
 
+void output_bits_portable(const BitsBlock& b) {
+  const int32_t* const counts = b.counts;
+  const int32_t* const cls = b.cls;
+  const int64_t rows = b.rows, n = b.n, ldc = b.ldc;
+  const int32_t nbits = b.nbits;
+  uint32_t lo[kStrip], hi[kStrip];
+  for (int64_t j0 = 0; j0 < n; j0 += kStrip) {
+    const int64_t nc = n - j0 < kStrip ? n - j0 : kStrip;
+    for (int64_t j = 0; j < nc; ++j) lo[j] = hi[j] = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      uint32_t* acc = r < 32 ? lo : hi;
+      const uint32_t bit = uint32_t{1} << (r & 31), flip = b.flip[r] ? bit : 0;
+      const int32_t* c = counts + r * ldc + j0;
+      if (cls == nullptr) {
+        const int32_t limit = count_limit(nbits, b.threshold[r]);
+        for (int64_t j = 0; j < nc; ++j) acc[j] |= ((c[j] <= limit ? bit : 0) ^ flip);
+      } else {
+        const int32_t* corr = b.corr + r * b.ldcorr;
+        const int32_t t = b.threshold[r];
+        for (int64_t j = 0; j < nc; ++j)
+          acc[j] |= ((nbits - 2 * c[j] + corr[cls[j0 + j]] >= t ? bit : 0) ^ flip);
+      }
+    }
+    for (int64_t j = 0; j < nc; ++j) b.out[j0 + j] = lo[j] | (word_t{hi[j]} << 32);
+  }
+  output_bits_table_rows(b);
+}
+
 const OutputKernels kOutputPortable = {"scalar", block_portable, units_portable,
-                                       popcount_runs_portable};
+                                       popcount_runs_portable, output_bits_portable};
 
 }  // namespace bmx

@@ -28,8 +28,49 @@ void popcount_runs_reference(const word_t* x, int64_t runs, int64_t len, int32_t
   }
 }
 
+namespace {
+
+int64_t bits_dot(const BitsBlock& b, int64_t r, int64_t j) {
+  int64_t dot = b.nbits - 2 * int64_t{b.counts[r * b.ldc + j]};
+  if (b.cls != nullptr) dot += b.corr[r * b.ldcorr + b.cls[j]];
+  return dot;
+}
+
+}  // namespace
+
+void output_bits_reference(const BitsBlock& b) {
+  for (int64_t j = 0; j < b.n; ++j) {
+    word_t w = 0;
+    for (int64_t r = 0; r < b.rows; ++r) {
+      const int64_t dot = bits_dot(b, r, j);
+      word_t bit;
+      if (b.table_offset != nullptr && b.table_offset[r] >= 0) {
+        const int64_t i = dot + b.table_bias;
+        bit = (b.table[b.table_offset[r] + i / kWordBits] >> (i % kWordBits)) & 1;
+      } else {
+        bit = static_cast<word_t>(dot >= b.threshold[r]) ^ b.flip[r];
+      }
+      w |= bit << r;
+    }
+    b.out[j] = w;
+  }
+}
+
+void output_bits_table_rows(const BitsBlock& b) {
+  if (b.table_offset == nullptr) return;
+  for (int64_t r = 0; r < b.rows; ++r) {
+    if (b.table_offset[r] < 0) continue;
+    const word_t* table = b.table + b.table_offset[r];
+    for (int64_t j = 0; j < b.n; ++j) {
+      const int64_t i = bits_dot(b, r, j) + b.table_bias;
+      b.out[j] |= ((table[i / kWordBits] >> (i % kWordBits)) & 1) << r;
+    }
+  }
+}
+
 const OutputKernels kOutputReference = {"reference", output_block_reference,
-                                        output_units_reference, popcount_runs_reference};
+                                        output_units_reference, popcount_runs_reference,
+                                        output_bits_reference};
 
 const OutputKernels& output_kernels_for_path(Path path) {
   switch (path) {

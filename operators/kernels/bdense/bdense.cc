@@ -247,10 +247,9 @@ const char* run_plan(const BDensePlan& plan, const float* x_f, const word_t* x_b
           bb.corr = nullptr;
           bb.ldcorr = 0;
           bb.cls = nullptr;
-          bb.thresholds = &d.thresholds;
-          bb.o0 = m0 + r0;
+          set_thresholds(d.thresholds, m0 + r0, &bb);
           bb.out = bits_buf;
-          output_bits_block(bb);
+          d.ok->bits(bb);
           for (int j = 0; j < n; ++j) y_b[(n0 + j) * out_words + (m0 + r0) / kWordBits] = bits_buf[j];
         }
         continue;

@@ -2,6 +2,7 @@
 #include "bitout/sign_thresholds.h"
 
 #include <cmath>
+#include <cstdint>
 
 namespace bmx {
 
@@ -67,44 +68,13 @@ std::string make_sign_thresholds(int64_t channels, int64_t nbits, const float* s
       t.threshold[o] = static_cast<int32_t>(last_change);
       t.flip[o] = first ? 1 : 0;
     } else {
+      t.threshold[o] = INT32_MAX;
       t.table_offset[o] = static_cast<int64_t>(t.table.size());
       t.table.insert(t.table.end(), bits.begin(), bits.end());
       ++t.table_channels;
     }
   }
   return std::string();
-}
-
-void output_bits_block(const BitsBlock& b) {
-  const SignThresholds& th = *b.thresholds;
-  for (int64_t j = 0; j < b.n; ++j) b.out[j] = 0;
-  for (int64_t r = 0; r < b.rows; ++r) {
-    const int64_t o = b.o0 + r;
-    const int32_t* c = b.counts + r * b.ldc;
-    const int32_t* corr = b.cls != nullptr ? b.corr + r * b.ldcorr : nullptr;
-    word_t* out = b.out;
-    if (th.table_offset[o] >= 0) {
-      const word_t* table = th.table.data() + th.table_offset[o];
-      for (int64_t j = 0; j < b.n; ++j) {
-        const int64_t i = b.nbits - 2 * c[j] + (corr != nullptr ? corr[b.cls[j]] : 0) + th.nbits;
-        out[j] |= ((table[i / kWordBits] >> (i % kWordBits)) & 1) << r;
-      }
-      continue;
-    }
-    const int32_t t = th.threshold[o];
-    const word_t flip = th.flip[o];
-    if (corr == nullptr) {
-      // dot >= t  <=>  nbits - 2 count >= t  <=>  2 count <= nbits - t
-      const int32_t limit = b.nbits - t;
-      for (int64_t j = 0; j < b.n; ++j)
-        out[j] |= (static_cast<word_t>(2 * c[j] <= limit) ^ flip) << r;
-    } else {
-      for (int64_t j = 0; j < b.n; ++j) {
-        const int32_t dot = b.nbits - 2 * c[j] + corr[b.cls[j]];
-        out[j] |= (static_cast<word_t>(dot >= t) ^ flip) << r;
-      }
-    }
-  }
 }
 
 }  // namespace bmx

@@ -1,6 +1,6 @@
 // Bit output (internal header): the per-channel integer thresholds that replace "float output
 // transform, BatchNorm, sign" (the formula and why this is exact are in bmx_kernels.h, "Bit
-// output"), and the output kernel that turns a block of xor-popcount counts into packed bits.
+// output"). The output kernels that apply them are OutputKernels::bits (output_kernels.h).
 // Compiled with the baseline flags (drivers only, see dispatch.h).
 #ifndef BMXNET_KERNELS_BITOUT_SIGN_THRESHOLDS_H_
 #define BMXNET_KERNELS_BITOUT_SIGN_THRESHOLDS_H_
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bconv2d/output_kernels.h"
 #include "bmx_kernels.h"
 
 namespace bmx {
@@ -16,6 +17,7 @@ namespace bmx {
 // For channel o and a dot product in [-nbits, nbits]:
 //     table_offset[o] < 0:  bit = (dot >= threshold[o]) XOR flip[o]
 //     otherwise:            bit = bit (dot + nbits) of the run of words at table + table_offset[o]
+//                           (and threshold INT32_MAX, flip 0, as OutputKernels::bits expects)
 // A channel whose bit is the same for every dot gets threshold -nbits (always true) and the flip
 // that gives that bit.
 struct SignThresholds {
@@ -34,23 +36,14 @@ std::string make_sign_thresholds(int64_t channels, int64_t nbits, const float* s
                                  const float* bias, const BatchNormParams* batch_norm,
                                  SignFormula formula, const void* user, SignThresholds* out);
 
-// One block of bits: for 0 <= r < rows (rows <= 64) and 0 <= j < n,
-//     dot = nbits - 2 * counts[r * ldc + j] + (cls != nullptr ? corr[r * ldcorr + cls[j]] : 0)
-// and bit r of out[j] is the thresholded sign of channel o0 + r at dot (other bits 0).
-struct BitsBlock {
-  const int32_t* counts;
-  int64_t ldc;
-  int64_t rows;
-  int64_t n;
-  int32_t nbits;
-  const int32_t* corr;  // used only when cls is not null
-  int64_t ldcorr;
-  const int32_t* cls;
-  const SignThresholds* thresholds;
-  int64_t o0;
-  word_t* out;
-};
-void output_bits_block(const BitsBlock& b);
+// Points a block's threshold fields at the entries of channel o0 on.
+inline void set_thresholds(const SignThresholds& t, int64_t o0, BitsBlock* b) {
+  b->threshold = t.threshold.data() + o0;
+  b->flip = t.flip.data() + o0;
+  b->table_offset = t.table_channels > 0 ? t.table_offset.data() + o0 : nullptr;
+  b->table = t.table.data();
+  b->table_bias = t.nbits;
+}
 
 }  // namespace bmx
 
