@@ -2,12 +2,12 @@
 
 namespace bmxrt {
 
-void sgemm_portable(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
+void sgemm_portable(int64_t, int64_t, int64_t, const float*, int64_t, PackPanelFn, const void*,
                     float*, int64_t);
 void gemv_portable(int64_t, int64_t, const float*, int64_t, const float*, float*);
 #if BMXRT_BUILT_AVX2
-void sgemm_avx2(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
-                int64_t);
+void sgemm_avx2(int64_t, int64_t, int64_t, const float*, int64_t, PackPanelFn, const void*,
+                float*, int64_t);
 void gemv_avx2(int64_t, int64_t, const float*, int64_t, const float*, float*);
 #endif
 

@@ -10,12 +10,14 @@
 #include <cstdint>
 
 #include "dispatch.h"
+#include "kernels/sgemm_types.h"
 
 namespace bmxrt {
 
-// C[M x N] = A[M x K] * B[K x N], all row-major with leading dimensions lda, ldb, ldc.
+// C[M x N] = A[M x K] * B[K x N], A and C row-major with leading dimensions lda, ldc; B is read
+// only through `pack` (see sgemm_types.h), one panel of up to 256 x 16 at a time.
 using SgemmFn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                         const float* B, int64_t ldb, float* C, int64_t ldc);
+                         PackPanelFn pack, const void* pack_ctx, float* C, int64_t ldc);
 // y[o] = dot(x, W[o]) for o in [0, rows): W row-major with leading dimension ldw, length K.
 using GemvFn = void (*)(int64_t rows, int64_t K, const float* W, int64_t ldw, const float* x,
                         float* y);

@@ -1,5 +1,5 @@
-// Convolution (float: im2col + GEMM, or the GEMM straight on the input for 1x1 / stride 1 /
-// no padding) and QConvolution (packed 1-bit: the kernel core's bconv2d; k-bit: quantized weights
+// Convolution (float: a GEMM whose B panels are the im2col of the input, computed on the fly,
+// or the input itself for 1x1 / stride 1 / no padding) and QConvolution (packed 1-bit: the kernel core's bconv2d; k-bit: quantized weights
 // and inputs through the float path), with the semantics of operators/mxnet/qconvolution.cc.
 #include <cstring>
 
@@ -79,12 +79,10 @@ class FloatConvStep : public Step {
               s.pad_h == 0 && s.pad_w == 0;
   }
 
-  int64_t workspace_floats() const override {
-    return quant_floats() + (direct_ ? 0 : s_.group_in() * s_.kernel_h * s_.kernel_w * plane());
-  }
+  int64_t workspace_floats() const override { return quant_floats(); }
 
   std::string kernel() const override {
-    return std::string(direct_ ? "sgemm" : "im2col+sgemm") + "/" + k_.name;
+    return std::string(direct_ ? "sgemm" : "implicit_im2col+sgemm") + "/" + k_.name;
   }
 
   bool fold_batchnorm(const std::vector<float>& mul, const std::vector<float>& add) override {
@@ -112,17 +110,17 @@ class FloatConvStep : public Step {
       ctx.parallel->run(tasks, quant);
       x = xq;
     }
-    float* col = ctx.workspace + quant_floats();
     const int64_t P = plane(), Cg = s_.group_in(), Og = s_.group_out();
     const int64_t K = Cg * s_.kernel_h * s_.kernel_w;
     for (int64_t n = 0; n < s_.batch; ++n) {
       for (int64_t g = 0; g < s_.groups; ++g) {
         const float* img = x + (n * s_.in_channels + g * Cg) * s_.in_h * s_.in_w;
-        const float* B = img;
-        if (!direct_) {
-          im2col(s_, img, pad_fill_, col, *ctx.parallel);
-          B = col;
-        }
+        // 1x1 / stride 1 / no padding: the image is the GEMM's B; else its im2col, made panel
+        // by panel inside the GEMM.
+        const MatrixPanels matrix{img, P};
+        const ConvPanels conv{&s_, img, pad_fill_};
+        const PackPanelFn pack = direct_ ? pack_matrix_panel : pack_conv_panel;
+        const void* pack_ctx = direct_ ? static_cast<const void*>(&matrix) : &conv;
         float* out = y + (n * s_.out_channels + g * Og) * P;
         const float* scale = scale_.empty() ? nullptr : scale_.data() + g * Og;
         const float* bias = bias_.empty() ? nullptr : bias_.data() + g * Og;
@@ -138,8 +136,8 @@ class FloatConvStep : public Step {
             }
           }
         };
-        parallel_gemm(*ctx.parallel, k_, Og, P, K, w_.data() + g * Og * K, K, B, P, out, P,
-                      epilogue);
+        parallel_gemm(*ctx.parallel, k_, Og, P, K, w_.data() + g * Og * K, K, pack, pack_ctx, out,
+                      P, epilogue);
       }
     }
     finish(ctx);
