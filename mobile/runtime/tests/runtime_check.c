@@ -6,7 +6,8 @@
  *
  * Prints the largest absolute difference, the tolerance and whether the argmax of every row
  * (batch item) agrees; exit status 0 only when the difference is within the tolerance and every
- * argmax agrees, 1 otherwise, 2 on a usage or file error.
+ * argmax agrees, 1 otherwise, 2 on a usage or file error, 3 when --path names a kernel path
+ * this build or CPU does not have (skipped).
  *
  * Tolerance: rtol * max(1, max |reference|), rtol 1e-4 by default. The binary layers are exact;
  * the float layers (first convolution, BatchNorm, dense, pooling) may sum in another order, with
@@ -128,6 +129,10 @@ int main(int argc, char** argv) {
   }
   s = bmx_model_load_files(argv[1], argv[2], options, &model);
   bmx_options_free(options);
+  if (s == BMX_ERROR_UNSUPPORTED && kernel_path && strstr(bmx_last_error(), "kernel path")) {
+    printf("\nruntime_check: skipped: %s\n", bmx_last_error());
+    return 3;
+  }
   if (s != BMX_OK) return fail_status("bmx_model_load_files", s);
   if ((s = bmx_predictor_create(model, &predictor)) != BMX_OK) {
     return fail_status("bmx_predictor_create", s);
@@ -170,8 +175,18 @@ int main(int argc, char** argv) {
     if (a != b) argmax_equal = 0;
   }
   tolerance = rtol * (max_ref > 1 ? max_ref : 1);
-  printf(", kernel path %s, %d thread(s)\n",
-         kernel_path ? kernel_path : "auto", threads);
+  {
+    /* The path "auto" chose, as the compiled plan states it ("path=neon"). */
+    const char* plan = bmx_model_describe(model);
+    const char* chosen = plan ? strstr(plan, "path=") : NULL;
+    int len = 0;
+    if (chosen) {
+      chosen += 5;
+      while (chosen[len] && chosen[len] != ' ' && chosen[len] != '\n') ++len;
+    }
+    printf(", kernel path %s (%.*s), %d thread(s)\n", kernel_path ? kernel_path : "auto", len,
+           chosen ? chosen : "", threads);
+  }
   printf("max_abs_diff=%.3g tolerance=%.3g max_abs_reference=%.4g argmax_equal=%s -> %s\n",
          max_diff, tolerance, max_ref, argmax_equal ? "yes" : "no",
          max_diff <= tolerance && argmax_equal ? "OK" : "FAIL");
