@@ -75,6 +75,7 @@ class Builder {
   bool ready_before(int v, const Step* step) const;
 
   bmx::Path path() const;
+  int num_threads() const;  // threads of one inference (>= 1)
 
  private:
   const Value& c_value(int v) const;

@@ -27,6 +27,8 @@ struct bmx_predictor {
   float* workspace = nullptr;
   std::unique_ptr<bmxrt::ThreadPool> pool;
   std::unique_ptr<bmxrt::Parallel> parallel;
+  bmx::ThreadHook kernel_hook;
+  bool use_kernel_hook = false;
 };
 
 namespace {
@@ -288,6 +290,20 @@ bmx_status bmx_predictor_create(const bmx_model* model, bmx_predictor** out) {
     if (m.num_threads > 1 && !m.hook) p->pool.reset(new bmxrt::ThreadPool(m.num_threads - 1));
 #endif
     p->parallel.reset(new bmxrt::Parallel(m.num_threads, m.hook, m.hook_user, p->pool.get()));
+    // The kernel core's runs take the same threads: the caller's hook, else our pool (builds
+    // without OpenMP), else OpenMP inside the kernels.
+    p->kernel_hook.num_threads = m.num_threads;
+    if (m.hook) {
+      p->kernel_hook.parallel_for = m.hook;
+      p->kernel_hook.user = m.hook_user;
+      p->use_kernel_hook = true;
+    } else if (p->pool) {
+      p->kernel_hook.parallel_for = [](void* pool, int n, void (*task)(void*, int), void* ctx) {
+        static_cast<bmxrt::ThreadPool*>(pool)->run(n, task, ctx);
+      };
+      p->kernel_hook.user = p->pool.get();
+      p->use_kernel_hook = true;
+    }
     *out = p.release();
   });
 }
@@ -337,8 +353,13 @@ bmx_status bmx_predictor_forward(bmx_predictor* predictor) {
   return guard([&] {
     need(predictor, "predictor");
     const bmxrt::Model& m = *predictor->owner->model;
-    bmxrt::RunContext ctx{predictor->arena, predictor->workspace, predictor->parallel.get(),
-                          m.num_threads,    m.path,              &m.values,
+    bmxrt::RunContext ctx{predictor->arena,
+                          predictor->workspace,
+                          predictor->parallel.get(),
+                          predictor->use_kernel_hook ? &predictor->kernel_hook : nullptr,
+                          m.num_threads,
+                          m.path,
+                          &m.values,
                           &m.storages};
     for (const auto& step : m.steps) step->run(ctx);
   });

@@ -622,4 +622,6 @@ bool Builder::ready_before(int v, const Step* step) const {
 
 bmx::Path Builder::path() const { return c_->model_->path; }
 
+int Builder::num_threads() const { return c_->model_->num_threads; }
+
 }  // namespace bmxrt

@@ -55,6 +55,9 @@ struct RunContext {
   uint8_t* arena;
   float* workspace;  // Model::workspace_floats floats, 64-byte aligned
   const Parallel* parallel;
+  // The threads the kernel core's runs use: the caller's hook or the predictor's pool, or null
+  // (OpenMP where the build has it, else one thread).
+  const bmx::ThreadHook* kernel_hook;
   int num_threads;
   bmx::Path path;
   const std::vector<Value>* values;

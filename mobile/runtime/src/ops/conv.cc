@@ -3,7 +3,6 @@
 // and inputs through the float path), with the semantics of operators/mxnet/qconvolution.cc.
 #include <cstring>
 
-#include "bconv2d/bconv2d.h"
 #include "kernels/float_ops.h"
 #include "ops/common.h"
 #include "ops/ops.h"
@@ -159,31 +158,41 @@ class FloatConvStep : public Step {
 };
 
 // -------------------------------------------------------------------------- binary convolution
-// The kernel core's packed xnor-popcount convolution: float NCHW in, float NCHW out,
-// y = float(dot) * scale + bias bit for bit as MXNet's QConvolution computes it.
+// The kernel core's packed xnor-popcount convolution, planned once (bconv2d_prepare: layout,
+// kernel, border-correction table, workspace size) and run on the predictor's workspace: float
+// NCHW in, float NCHW out, y = float(dot) * scale + bias bit for bit as MXNet's QConvolution.
 class BinaryConvStep : public Step {
  public:
-  BinaryConvStep(const bmx::BConv2DShape& s, std::vector<bmx::word_t> w,
-                 std::vector<float> scale, std::vector<float> bias, bmx::Path path)
-      : s_(s), w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)), path_(path) {}
+  BinaryConvStep(const Builder& b, const bmx::BConv2DShape& s, std::vector<bmx::word_t> w,
+                 std::vector<float> scale, std::vector<float> bias)
+      : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)) {
+    bmx::BConv2DOptions options;
+    options.path = b.path();
+    options.max_threads = b.num_threads();
+    // The plan keeps pointers to the weights, scale and bias: members that never change.
+    const std::string err = bmx::bconv2d_prepare(
+        s, w_.data(), scale_.empty() ? nullptr : scale_.data(),
+        bias_.empty() ? nullptr : bias_.data(), options, &plan_);
+    if (!err.empty()) b.bad(err);
+  }
+
+  int64_t workspace_floats() const override { return (plan_.workspace_bytes() + 3) / 4; }
 
   std::string kernel() const override {
-    return std::string("bconv2d/") + bmx::path_name(path_);
+    return std::string("bconv2d/") + bmx::path_name(plan_.path()) + "/" + plan_.kernel_name();
   }
 
   void run(const RunContext& ctx) const override {
-    bmx::bconv2d_with_path(path_, s_, ctx.data(inputs[0]), w_.data(),
-                           scale_.empty() ? nullptr : scale_.data(),
-                           bias_.empty() ? nullptr : bias_.data(), ctx.data(output),
-                           ctx.num_threads);
+    const char* err = bmx::bconv2d_run(plan_, ctx.data(inputs[0]), ctx.data(output),
+                                       ctx.workspace, ctx.kernel_hook);
+    if (err) throw Error(BMX_ERROR_INTERNAL, "step '" + name + "': " + err);
     finish(ctx);
   }
 
  private:
-  bmx::BConv2DShape s_;
   std::vector<bmx::word_t> w_;
   std::vector<float> scale_, bias_;
-  bmx::Path path_;
+  bmx::BConv2DPlan plan_;
 };
 
 // ------------------------------------------------------------------------------------ compile
@@ -235,8 +244,8 @@ void qconvolution(Builder& b) {
                       "input channels per group");
     std::vector<float> scale = q.scaling ? b.floats(n_in - 1, {O}, "weight_scale")
                                          : std::vector<float>();
-    step = std::make_unique<BinaryConvStep>(s, std::move(w), std::move(scale), std::move(bias),
-                                            b.path());
+    step = std::make_unique<BinaryConvStep>(b, s, std::move(w), std::move(scale),
+                                            std::move(bias));
   } else {
     std::vector<float> w = b.floats(1, {O, s.group_in(), s.kernel_h, s.kernel_w}, "weight");
     std::vector<float> scale;
@@ -247,8 +256,8 @@ void qconvolution(Builder& b) {
     if (q.act_bit == 1 && q.weight_bit == 1) {
       std::vector<bmx::word_t> packed(static_cast<size_t>(bmx::bconv2d_packed_weight_words(s)));
       bmx::pack_conv_weights(s, w.data(), packed.data());
-      step = std::make_unique<BinaryConvStep>(s, std::move(packed), std::move(scale),
-                                              std::move(bias), b.path());
+      step = std::make_unique<BinaryConvStep>(b, s, std::move(packed), std::move(scale),
+                                              std::move(bias));
     } else {
       std::vector<float> wq(w.size());
       bmx::quantize_weights(q.weight_bit, w.data(), wq.data(), static_cast<int64_t>(w.size()));

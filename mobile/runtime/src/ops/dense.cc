@@ -2,7 +2,6 @@
 // bdense; k-bit: quantized weights and inputs through the float path), with the semantics of
 // operators/mxnet/qfully_connected.cc. flatten=True: data as (batch, features); flatten=False:
 // the layer runs on the last axis.
-#include "bdense/bdense.h"
 #include "kernels/sgemm.h"
 #include "ops/common.h"
 #include "ops/ops.h"
@@ -88,27 +87,39 @@ class FloatDenseStep : public Step {
 };
 
 // ------------------------------------------------------------------------------ binary dense
+// The kernel core's packed dense layer, planned once (bdense_prepare) and run on the predictor's
+// workspace: y = float(dot) * scale + bias bit for bit as MXNet's QFullyConnected.
 class BinaryDenseStep : public Step {
  public:
-  BinaryDenseStep(const DenseGeometry& g, std::vector<bmx::word_t> w, std::vector<float> scale,
-                  std::vector<float> bias, bmx::Path path)
-      : g_(g), w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)), path_(path) {}
+  BinaryDenseStep(const Builder& b, const DenseGeometry& g, std::vector<bmx::word_t> w,
+                  std::vector<float> scale, std::vector<float> bias)
+      : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)) {
+    bmx::BDenseOptions options;
+    options.path = b.path();
+    options.max_threads = b.num_threads();
+    const std::string err = bmx::bdense_prepare(
+        g.rows, g.cols, g.units, w_.data(), scale_.empty() ? nullptr : scale_.data(),
+        bias_.empty() ? nullptr : bias_.data(), options, &plan_);
+    if (!err.empty()) b.bad(err);
+  }
 
-  std::string kernel() const override { return std::string("bdense/") + bmx::path_name(path_); }
+  int64_t workspace_floats() const override { return (plan_.workspace_bytes() + 3) / 4; }
+
+  std::string kernel() const override {
+    return std::string("bdense/") + bmx::path_name(plan_.path()) + "/" + plan_.kernel_name();
+  }
 
   void run(const RunContext& ctx) const override {
-    bmx::bdense_with_path(path_, g_.rows, g_.cols, g_.units, ctx.data(inputs[0]), w_.data(),
-                          scale_.empty() ? nullptr : scale_.data(),
-                          bias_.empty() ? nullptr : bias_.data(), ctx.data(output),
-                          ctx.num_threads);
+    const char* err = bmx::bdense_run(plan_, ctx.data(inputs[0]), ctx.data(output),
+                                      ctx.workspace, ctx.kernel_hook);
+    if (err) throw Error(BMX_ERROR_INTERNAL, "step '" + name + "': " + err);
     finish(ctx);
   }
 
  private:
-  DenseGeometry g_;
   std::vector<bmx::word_t> w_;
   std::vector<float> scale_, bias_;
-  bmx::Path path_;
+  bmx::BDensePlan plan_;
 };
 
 // ------------------------------------------------------------------------------------ compile
@@ -157,8 +168,8 @@ void qfully_connected(Builder& b) {
     check_packed_tail(b, w.data(), units, words, g.cols, "in_units");
     std::vector<float> scale = q.scaling ? b.floats(n_in - 1, {units}, "weight_scale")
                                          : std::vector<float>();
-    step = std::make_unique<BinaryDenseStep>(g, std::move(w), std::move(scale), std::move(bias),
-                                             b.path());
+    step = std::make_unique<BinaryDenseStep>(b, g, std::move(w), std::move(scale),
+                                             std::move(bias));
   } else {
     std::vector<float> w = b.floats(1, {units, g.cols}, "weight");
     std::vector<float> scale;
@@ -169,8 +180,8 @@ void qfully_connected(Builder& b) {
     if (q.act_bit == 1 && q.weight_bit == 1) {
       std::vector<bmx::word_t> packed(static_cast<size_t>(units * bmx::words_for(g.cols)));
       bmx::pack_dense_weights(units, g.cols, w.data(), packed.data());
-      step = std::make_unique<BinaryDenseStep>(g, std::move(packed), std::move(scale),
-                                               std::move(bias), b.path());
+      step = std::make_unique<BinaryDenseStep>(b, g, std::move(packed), std::move(scale),
+                                               std::move(bias));
     } else {
       std::vector<float> wq(w.size());
       bmx::quantize_weights(q.weight_bit, w.data(), wq.data(), static_cast<int64_t>(w.size()));
