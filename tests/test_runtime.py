@@ -287,6 +287,11 @@ def test_wrong_inputs_are_python_errors(zoo_files):
         runtime.Model(symbol_file, params_file, input_shapes={"data": "1x1x28x28"})
     with pytest.raises(TypeError, match="dict"):
         runtime.Model(symbol_file, params_file, input_shapes=[(1, 1, 28, 28)])
+    with pytest.raises(TypeError, match="num_threads must be an int"):
+        runtime.Model(symbol_file, params_file, input_shapes={"data": (1, 1, 28, 28)},
+                      num_threads="2")
+    with pytest.raises(TypeError, match="loaded already"):
+        model.__init__(symbol_file, params_file, input_shapes={"data": (1, 1, 28, 28)})
     # float64 and non-contiguous inputs are converted, not refused
     x = np.random.RandomState(6).randn(1, 1, 28, 56)[:, :, :, ::2]
     np.testing.assert_array_equal(model.run(x), model.run(x.astype(np.float32).copy()))

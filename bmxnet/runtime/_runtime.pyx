@@ -3,6 +3,7 @@
 
 Only this file touches the C handles; ``bmxnet/runtime/__init__.py`` documents the public names.
 """
+import operator
 import os
 import threading
 
@@ -92,6 +93,17 @@ cdef tuple _shape(int ndim, const int64_t* dims):
     return tuple(int(dims[i]) for i in range(ndim))
 
 
+cdef int _num_threads(value) except? -1:
+    try:
+        threads = operator.index(value)
+    except TypeError:
+        raise TypeError("num_threads must be an int (<= 0: one per core); got %r"
+                        % (value,)) from None
+    if not -2 ** 31 <= threads < 2 ** 31:
+        raise ValueError("num_threads %d is out of range" % threads)
+    return threads
+
+
 cdef bmx_options* _make_options(input_shapes, num_threads, kernel_path) except NULL:
     """A filled bmx_options (the caller frees it); Python-side checks give TypeError/ValueError
     before anything reaches the runtime, whose own checks give RuntimeModelError."""
@@ -123,10 +135,7 @@ cdef bmx_options* _make_options(input_shapes, num_threads, kernel_path) except N
             dims = np.asarray(values if values else [0], dtype=np.int64)
             dims_ptr = &dims[0]
             _check(bmx_options_set_input_shape(options, name.encode(), len(values), dims_ptr))
-        if int(num_threads) != num_threads or not -2 ** 31 <= num_threads < 2 ** 31:
-            raise ValueError("num_threads must be an int (<= 0: one per core); got %r"
-                             % (num_threads,))
-        _check(bmx_options_set_num_threads(options, int(num_threads)))
+        _check(bmx_options_set_num_threads(options, _num_threads(num_threads)))
         _check(bmx_options_set_kernel_path(options, kernel_path.encode()))
     except BaseException:
         bmx_options_free(options)
@@ -163,6 +172,8 @@ cdef class Model:
 
     def __init__(self, symbol_path, params_path, *, input_shapes=None, num_threads=1,
                  kernel_path="auto"):
+        if self._model != NULL:
+            raise TypeError("this Model is loaded already: create a new one")
         cdef bytes symbol_b = _path(symbol_path, "symbol_path")
         cdef bytes params_b = _path(params_path, "params_path")
         cdef const char* symbol_c = symbol_b
@@ -208,7 +219,7 @@ cdef class Model:
         cdef const int64_t* dims = NULL
         cdef int i
         self._model = model
-        self.num_threads = num_threads
+        self.num_threads = _num_threads(num_threads)
         self.kernel_path = kernel_path
         _check(bmx_predictor_create(model, &self._predictor))
         names, shapes = [], []
