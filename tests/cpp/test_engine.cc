@@ -546,7 +546,8 @@ TEST(engine_prepare_errors) {
   CHECK(err.find("packed_w") != std::string::npos) << err;
   BConv2DShape bad = s;
   bad.groups = 3;
-  err = bmx::bconv2d_prepare(bad, d.packed_w.data(), nullptr, nullptr, bmx::BConv2DOptions(), &plan);
+  err = bmx::bconv2d_prepare(bad, d.packed_w.data(), nullptr, nullptr, bmx::BConv2DOptions(),
+                             &plan);
   CHECK(err.find("groups") != std::string::npos) << err;
   CHECK(bmx::bconv2d_run(plan, d.x.data(), static_cast<float*>(nullptr), nullptr) != nullptr);
 }
@@ -730,8 +731,10 @@ TEST(engine_output_bits_kernels) {
     const bool use_tables = iter % 3 == 0;
     for (int64_t r = 0; r < rows; ++r) {
       const int kind = static_cast<int>(pick(0, 5));
-      thr[r] = kind == 0 ? static_cast<int32_t>(-2 * nbits) : kind == 1 ? 2 * static_cast<int32_t>(nbits) + 1
-                                                            : static_cast<int32_t>(pick(-nbits, nbits));
+      const int32_t nb = static_cast<int32_t>(nbits);
+      thr[r] = kind == 0   ? -2 * nb
+               : kind == 1 ? 2 * nb + 1
+                           : static_cast<int32_t>(pick(-nbits, nbits));
       flip[r] = static_cast<uint8_t>(pick(0, 1));
       if (use_tables && kind == 5) {
         thr[r] = INT32_MAX;

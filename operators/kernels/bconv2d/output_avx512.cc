@@ -161,12 +161,13 @@ void bits_rows(const BitsBlock& b) {
       const __m512i c = _mm512_maskz_loadu_epi32(m, counts + r * ldc + j);
       __mmask16 bit;
       if (kCorr == 0) {
-        bit = _mm512_mask_cmple_epi32_mask(m, c, _mm512_set1_epi32(count_limit(b.nbits, b.threshold[r])));
+        const __m512i limit = _mm512_set1_epi32(count_limit(b.nbits, b.threshold[r]));
+        bit = _mm512_mask_cmple_epi32_mask(m, c, limit);
       } else {
         const int32_t* corr = b.corr + r * ldcorr;
-        const __m512i add = kCorr == 1
-                                ? _mm512_permutexvar_epi32(idx, _mm512_loadu_si512(corr))
-                                : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, corr, 4);
+        const __m512i zero = _mm512_setzero_si512();
+        const __m512i add = kCorr == 1 ? _mm512_permutexvar_epi32(idx, _mm512_loadu_si512(corr))
+                                       : _mm512_mask_i32gather_epi32(zero, m, idx, corr, 4);
         const __m512i dot = _mm512_add_epi32(_mm512_sub_epi32(nbits, _mm512_slli_epi32(c, 1)), add);
         bit = _mm512_mask_cmpge_epi32_mask(m, dot, _mm512_set1_epi32(b.threshold[r]));
       }

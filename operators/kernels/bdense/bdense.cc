@@ -43,10 +43,6 @@ void pack_dense_weights(int64_t num_hidden, int64_t in_units, const float* w, wo
   for (int64_t o = 0; o < num_hidden; ++o) pack_row(w + o * in_units, in_units, packed + o * words);
 }
 
-void pack_signs(const float* x, int64_t n, word_t* packed) {
-  bitpack_for_path(active_path()).pack_row(x, n, packed);
-}
-
 struct BDensePlan::Data {
   int64_t batch = 0, in_units = 0, num_hidden = 0;
   BDenseOptions options;
@@ -209,7 +205,8 @@ const char* run_plan(const BDensePlan& plan, const float* x_f, const word_t* x_b
   const word_t* xp = x_b;
   if (x_f != nullptr) {
     word_t* rows = reinterpret_cast<word_t*>(base);
-    for (int64_t b = 0; b < batch; ++b) d.bp->pack_row(x_f + b * d.in_units, d.in_units, rows + b * K);
+    for (int64_t b = 0; b < batch; ++b)
+      d.bp->pack_row(x_f + b * d.in_units, d.in_units, rows + b * K);
     xp = rows;
   }
   unsigned char* worker_base = base + d.rows_bytes;
@@ -250,7 +247,8 @@ const char* run_plan(const BDensePlan& plan, const float* x_f, const word_t* x_b
           set_thresholds(d.thresholds, m0 + r0, &bb);
           bb.out = bits_buf;
           d.ok->bits(bb);
-          for (int j = 0; j < n; ++j) y_b[(n0 + j) * out_words + (m0 + r0) / kWordBits] = bits_buf[j];
+          for (int j = 0; j < n; ++j)
+            y_b[(n0 + j) * out_words + (m0 + r0) / kWordBits] = bits_buf[j];
         }
         continue;
       }

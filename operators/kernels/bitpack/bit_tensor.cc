@@ -1,4 +1,4 @@
-// Packed activation tensors: layout checks, packing with the frame, unpacking.
+// Packed activation tensors: layout checks, packing with the frame, unpacking; pack_signs.
 #include "bitpack/bit_tensor.h"
 
 #include <algorithm>
@@ -111,6 +111,10 @@ void pack_bits_with_path(Path path, const BitTensorLayout& l, const float* nchw,
     }
   };
   run_workers(hook, workers, worker);
+}
+
+void pack_signs(const float* x, int64_t n, word_t* packed) {
+  bitpack_for_path(active_path()).pack_row(x, n, packed);
 }
 
 void pack_bits(const BitTensorLayout& layout, const float* nchw, word_t* out,
