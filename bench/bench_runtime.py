@@ -23,8 +23,9 @@ The compute limit of Bi-Real Net-18: its binary MACs and float MACs per image
 (``bmxnet.summary``) divided by the peaks this CPU reaches with the running kernel path:
 xor + popcount + add bit-MACs per second from the kernel core's register-only loop
 (``bmxnet_bench_peak``, as bench/bench_qconv.py uses it) and float MACs per second of a large
-single-precision matrix product (numpy's OpenBLAS sgemm, about 90% of the FMA units' peak;
-the kernel core has no float peak loop).
+single-precision matrix product (MXNet's oneDNN sgemm, 1024^3: close to the FMA units' peak;
+the kernel core has no float peak loop). Both are measured once per round, between the
+engines' runs, and the best round counts, as for the times.
 
     nice -n 5 python bench/bench_runtime.py            # 40 rounds
     python bench/bench_runtime.py --runs 5             # a smoke run
@@ -116,38 +117,47 @@ def _load(engine, model, files, threads, runtime_module):
     return run
 
 
-def _peaks(threads):
-    """(bit-MACs/s of the kernel core's xor+popcount+add loop, float MACs/s of sgemm)."""
+def _peak_meters(threads):
+    """Two functions, each measuring one peak once (operations per second): bit-MACs of the
+    kernel core's register-only xor + popcount + add loop, and float MACs of MXNet's oneDNN
+    sgemm (FullyConnected, 1024 x 1024 x 1024), both on ``threads`` threads."""
+    import mxnet as mx
+
     import bmxnet
     lib = ctypes.CDLL(bmxnet.LIB_PATH)
     lib.bmxnet_bench_peak.restype = ctypes.c_double
     lib.bmxnet_bench_peak.argtypes = [ctypes.c_int]
-    binary = max(lib.bmxnet_bench_peak(threads) for _ in range(5))
-    n = 1536
-    a = np.random.RandomState(2).rand(n, n).astype(np.float32)
-    best = float("inf")
-    for _ in range(5):
+    n = 1024
+    a = mx.nd.array(np.random.RandomState(2).rand(n, n))
+
+    def sgemm():
         tic = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - tic)
-    return binary, n ** 3 / best
+        mx.nd.FullyConnected(a, a, num_hidden=n, no_bias=True).wait_to_read()
+        return n ** 3 / (time.perf_counter() - tic)
+
+    sgemm()  # oneDNN picks and compiles its kernel on the first call
+    return lambda: lib.bmxnet_bench_peak(threads), sgemm
 
 
 def time_worker(threads, files, runs):
-    """Interleaved times of the five engines on ``threads`` threads, and the peaks."""
+    """Interleaved times of the five engines on ``threads`` threads, and the peaks, measured
+    in the same rounds (so under the same load: on a shared machine they vary together)."""
     import bmxnet
     import bmxnet.runtime
     fns = [_load(e, m, files, threads, bmxnet.runtime) for e, m in ENGINES]
+    binary_meter, float_meter = _peak_meters(threads)
     samples = [[] for _ in fns]
+    binary_peaks, float_peaks = [], []
     for r in range(runs):
         for k in range(len(fns)):
             i = (k + r) % len(fns)  # a rotating order, so no engine always follows another
             tic = time.perf_counter()
             fns[i]()
             samples[i].append(time.perf_counter() - tic)
-    binary_peak, float_peak = _peaks(threads)
+        binary_peaks.append(binary_meter())
+        float_peaks.append(float_meter())
     return dict(threads=threads, kernel_path=bmxnet.kernel_path(),
-                binary_peak=binary_peak, float_peak=float_peak,
+                binary_peak=max(binary_peaks), float_peak=max(float_peaks),
                 times={"%s|%s" % em: dict(median_ms=statistics.median(s) * 1e3,
                                           min_ms=min(s) * 1e3)
                        for em, s in zip(ENGINES, samples)})
