@@ -4,6 +4,7 @@
 
 #include "bconv2d/epilogue_flags.h"
 #include "bconv2d/output_kernels.h"
+#include "bgemm/popcount_portable.h"
 
 namespace bmx {
 namespace {
@@ -58,18 +59,6 @@ void units_portable(const int32_t* counts, int64_t n, int32_t nbits, const float
   });
 }
 
-// Where the target has a popcount instruction use it; otherwise (baseline x86-64) the SWAR
-// sequence, which beats libgcc's table-driven __popcountdi2.
-inline int64_t popcount64(word_t x) {
-#if defined(__POPCNT__) || defined(__aarch64__) || defined(__ARM_NEON)
-  return __builtin_popcountll(x);
-#else
-  x = x - ((x >> 1) & 0x5555555555555555ull);
-  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-  return static_cast<int64_t>((x * 0x0101010101010101ull) >> 56);
-#endif
-}
 
 void popcount_runs_portable(const word_t* x, int64_t runs, int64_t len, int32_t* out) {
   for (int64_t r = 0; r < runs; ++r) {

@@ -2,24 +2,13 @@
 // width 2, and a 4-row GEMV. These run on every CPU; __builtin_popcountll becomes one popcnt /
 // cnt instruction where the target has it and a short bit-twiddling sequence otherwise.
 #include "bgemm/bgemm.h"
+#include "bgemm/popcount_portable.h"
 
 namespace bmx {
 namespace {
 
 constexpr int kNr = 2;
 
-// Where the compiler targets a popcount instruction (x86 -mpopcnt, aarch64) use it; otherwise
-// (baseline x86-64) the classic SWAR sequence, which beats libgcc's table-driven __popcountdi2.
-inline int64_t popcount64(word_t x) {
-#if defined(__POPCNT__) || defined(__aarch64__) || defined(__ARM_NEON)
-  return __builtin_popcountll(x);
-#else
-  x = x - ((x >> 1) & 0x5555555555555555ull);
-  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-  return static_cast<int64_t>((x * 0x0101010101010101ull) >> 56);
-#endif
-}
 
 // 4 rows x 2 columns: 8 independent accumulators, 6 loads per K-word.
 template <int R>
