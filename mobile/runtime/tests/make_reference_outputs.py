@@ -2,8 +2,8 @@
 
     python make_reference_outputs.py OUT_DIR [MODEL ...]
 
-For each model (default: binary_lenet and birealnet18_cifar): random weights (Xavier) and
-randomised BatchNorm statistics, exported and converted with model_converter; then MXNet itself
+For each model (default: binary_lenet, birealnet18_cifar and reactnet_a_cifar): random weights
+(Xavier) and randomised BatchNorm statistics, exported and converted with model_converter; then MXNet itself
 (with bmxnet's operators) runs the binarized files on a random input. Written to OUT_DIR:
     binarized_MODEL-symbol.json, binarized_MODEL-0001.params   the files the runtime loads
     MODEL.input.f32, MODEL.reference.f32   raw little-endian float32 (input, first output)
@@ -21,7 +21,7 @@ from bmxnet import converter
 from bmxnet.model_zoo import get_model
 
 SHAPES = {"binary_lenet": (1, 1, 28, 28), "lenet": (1, 1, 28, 28)}
-DEFAULT_MODELS = ["binary_lenet", "birealnet18_cifar"]
+DEFAULT_MODELS = ["binary_lenet", "birealnet18_cifar", "reactnet_a_cifar"]
 
 
 def randomize_batchnorm(net, rng):

@@ -6,7 +6,7 @@
 #   1 and 2 threads; then test_model_file on the reader cases (made by make_model_file_cases.py).
 # On a fresh Debian CI machine, when run as root, installs the tools itself.
 #
-#   mobile/runtime/tests/run_aarch64.sh [MODEL ...]     (default: binary_lenet birealnet18_cifar)
+#   mobile/runtime/tests/run_aarch64.sh [MODEL ...]     (default: binary_lenet birealnet18_cifar reactnet_a_cifar)
 #
 # Environment: PYTHON (the project's MXNet, default .venv/bin/python),
 #              BMX_AARCH64_BUILD (build directory, default build/runtime-aarch64),

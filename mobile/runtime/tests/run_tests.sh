@@ -9,8 +9,8 @@
 #    compiler ($CXX, default c++) together with src/model_file.cc, under AddressSanitizer and
 #    UBSan where the compiler has them (BMX_TEST_SANITIZE=0 turns them off), and runs as its own
 #    process, so a crash on hostile input fails this script;
-# 2. make_reference_outputs.py converts zoo models (binary_lenet, birealnet18_cifar) and writes
-#    MXNet's outputs; runtime_check.c, built with the runtime (CMake, Release), runs them through
+# 2. make_reference_outputs.py converts zoo models (binary_lenet, birealnet18_cifar,
+#    reactnet_a_cifar) and writes MXNet's outputs; runtime_check.c, built with the runtime (CMake, Release), runs them through
 #    the C API on the default kernel path (1 and 2 threads) and on the scalar and reference paths.
 # Build outputs go to $BMX_RUNTIME_TEST_BUILD (default build/runtime-tests) and
 # build/runtime-check (shared with run_aarch64.sh).
@@ -40,7 +40,8 @@ echo "run_tests.sh: building test_model_file (${flags[*]})"
 "$BUILD/test_model_file" "$BUILD/cases"
 
 MODELS="$ROOT/build/runtime-check/models"
-if [ ! -f "$MODELS/cases.txt" ] || [ "$HERE/make_reference_outputs.py" -nt "$MODELS/cases.txt" ]; then
+if [ ! -f "$MODELS/cases.txt" ] ||
+   [ "$HERE/make_reference_outputs.py" -nt "$MODELS/cases.txt" ]; then
   echo "run_tests.sh: converting models and writing MXNet's outputs"
   rm -rf "$MODELS"
   mkdir -p "$(dirname "$MODELS")"
