@@ -3,8 +3,8 @@
     python make_reference_outputs.py OUT_DIR [MODEL ...]
 
 For each model (default: binary_lenet, birealnet18_cifar and reactnet_a_cifar): random weights
-(Xavier) and randomised BatchNorm statistics, exported and converted with model_converter; then MXNet itself
-(with bmxnet's operators) runs the binarized files on a random input. Written to OUT_DIR:
+(Xavier) and randomised BatchNorm statistics, exported and converted with model_converter; then
+MXNet itself (with bmxnet's operators) runs the binarized files on a random input. Written to OUT_DIR:
     binarized_MODEL-symbol.json, binarized_MODEL-0001.params   the files the runtime loads
     MODEL.input.f32, MODEL.reference.f32   raw little-endian float32 (input, first output)
 and one line per model in OUT_DIR/cases.txt:
