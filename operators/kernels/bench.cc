@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "bgemm/bgemm.h"
+#include "bmx_kernels.h"
 #include "dispatch.h"
 #include "threading.h"
 
@@ -21,18 +21,30 @@ double now() {
 }  // namespace
 
 double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads, int reps) {
+  // The GEMM as the operators run it: a prepared dense plan (the same driver, kernel choice and
+  // panels as QFullyConnected) on N packed input rows of k_bits bits against M packed weight
+  // rows, float output (M * N conversions, small next to the M * N * k_bits bit-MACs).
   const int64_t K = words_for(k_bits);
   std::mt19937_64 gen(42);
   std::vector<word_t> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(N * K));
-  for (auto& v : A) v = gen();
-  for (auto& v : B) v = gen();
-  std::vector<int32_t> C(static_cast<size_t>(M * N));
-  const Path path = active_path();
-  bgemm_with_path(path, M, N, K, A.data(), K, B.data(), K, C.data(), N, num_threads);  // warm-up
+  const word_t last = k_bits % kWordBits ? (word_t{1} << (k_bits % kWordBits)) - 1 : ~word_t{0};
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t k = 0; k < K; ++k) A[r * K + k] = gen() & (k + 1 < K ? ~word_t{0} : last);
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t k = 0; k < K; ++k) B[r * K + k] = gen() & (k + 1 < K ? ~word_t{0} : last);
+  std::vector<float> C(static_cast<size_t>(M * N));
+  BDenseOptions o;
+  o.input_format = ActivationFormat::kBits;
+  o.input_layout = plain_bit_layout(N, k_bits, 1, 1);
+  o.max_threads = num_threads;
+  BDensePlan plan;
+  if (!bdense_prepare(N, k_bits, M, A.data(), nullptr, nullptr, o, &plan).empty()) return -1.0;
+  std::vector<unsigned char> workspace(static_cast<size_t>(plan.workspace_bytes()));
+  bdense_run(plan, B.data(), C.data(), workspace.data());  // warm-up
   std::vector<double> times;
   for (int r = 0; r < std::max(reps, 1); ++r) {
     const double t0 = now();
-    bgemm_with_path(path, M, N, K, A.data(), K, B.data(), K, C.data(), N, num_threads);
+    bdense_run(plan, B.data(), C.data(), workspace.data());
     times.push_back(now() - t0);
   }
   std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());

@@ -8,8 +8,9 @@
 
 namespace bmx {
 
-// Median seconds of one BGEMM (counts = A x B^T, M x N outputs, k_bits bits per dot product,
-// random operands) on the active path, over `reps` calls on `num_threads` threads.
+// Median seconds of one binary GEMM (M x N outputs, k_bits bits per dot product, random
+// operands) through the operators' own driver (a prepared bdense plan on packed input rows, see
+// bench.cc) on the active path, over `reps` calls on `num_threads` threads.
 double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads, int reps);
 
 // Peak bit-MACs per second of xor + popcount + add with register operands only (no loads), on
