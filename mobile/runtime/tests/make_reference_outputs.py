@@ -9,6 +9,9 @@ MXNet itself (with bmxnet's operators) runs the binarized files on a random inpu
     MODEL.input.f32, MODEL.reference.f32   raw little-endian float32 (input, first output)
 and one line per model in OUT_DIR/cases.txt:
     MODEL SYMBOL_JSON PARAMS N,C,H,W INPUT REFERENCE
+The model name bmxnet_v1_mnist stands for the BMXNet v1 binary LeNet of ../shared/bmxnet_legacy/
+(64-bit words), migrated with ``model_converter --from-bmxnet``'s library call; it joins the
+default models when that folder exists.
 """
 import os
 import sys
@@ -20,8 +23,13 @@ import bmxnet  # noqa: F401  (registers the Q-operators)
 from bmxnet import converter
 from bmxnet.model_zoo import get_model
 
-SHAPES = {"binary_lenet": (1, 1, 28, 28), "lenet": (1, 1, 28, 28)}
+SHAPES = {"binary_lenet": (1, 1, 28, 28), "lenet": (1, 1, 28, 28),
+          "bmxnet_v1_mnist": (1, 1, 28, 28)}
 DEFAULT_MODELS = ["binary_lenet", "birealnet18_cifar", "reactnet_a_cifar"]
+LEGACY_PREFIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..",
+                             "shared", "bmxnet_legacy", "binarized_mnist_64bit")
+if os.path.exists(LEGACY_PREFIX + "-0001.params"):
+    DEFAULT_MODELS.append("bmxnet_v1_mnist")
 
 
 def randomize_batchnorm(net, rng):
@@ -45,20 +53,26 @@ def main(out, models):
     for seed, name in enumerate(models):
         rng = np.random.RandomState(1000 + seed)
         shape = data_shape(name)
-        net = get_model(name)
-        net.initialize(mx.init.Xavier(rnd_type="gaussian", magnitude=2))
-        x = rng.uniform(0, 1, size=shape) if "lenet" in name else rng.randn(*shape)
-        x = mx.nd.array(x.astype(np.float32))
-        net(x)
-        randomize_batchnorm(net, rng)
-        net.hybridize()
-        net(x)
         prefix = os.path.join(out, name)
-        net.export(prefix, epoch=1)
-        report = converter.convert_checkpoint(prefix + "-0001.params", output_dir=out)
-        symbol, params = report.files["symbol_out"], report.files["params_out"]
-        for source in (prefix + "-symbol.json", prefix + "-0001.params"):
-            os.remove(source)  # the float checkpoint is not needed any more
+        if name == "bmxnet_v1_mnist":
+            x = mx.nd.array(rng.uniform(0, 1, size=shape).astype(np.float32))
+            report = converter.convert_checkpoint(LEGACY_PREFIX + "-0001.params", output_dir=out,
+                                                  from_bmxnet=True)
+            symbol, params = report.files["symbol_out"], report.files["params_out"]
+        else:
+            net = get_model(name)
+            net.initialize(mx.init.Xavier(rnd_type="gaussian", magnitude=2))
+            x = rng.uniform(0, 1, size=shape) if "lenet" in name else rng.randn(*shape)
+            x = mx.nd.array(x.astype(np.float32))
+            net(x)
+            randomize_batchnorm(net, rng)
+            net.hybridize()
+            net(x)
+            net.export(prefix, epoch=1)
+            report = converter.convert_checkpoint(prefix + "-0001.params", output_dir=out)
+            symbol, params = report.files["symbol_out"], report.files["params_out"]
+            for source in (prefix + "-symbol.json", prefix + "-0001.params"):
+                os.remove(source)  # the float checkpoint is not needed any more
         # The reference: MXNet on the converted files (what the runtime reads), not the source.
         sym = mx.sym.load(symbol)
         saved = mx.nd.load(params)
