@@ -1,8 +1,14 @@
 // bmxnet kernel core: the one public header of the framework-free kernels.
 //
 // Everything in operators/kernels/ is plain C++17 with no MXNet header. The MXNet operators
-// (operators/mxnet/) and the benchmarks call the functions declared here, so there is exactly one
-// implementation of every kernel, and a runtime without MXNet can link the same code.
+// (operators/mxnet/), the standalone runtime (mobile/runtime/) and the benchmarks call the
+// functions declared here, so there is exactly one implementation of every kernel.
+//
+// In this header, in order: the bit convention; kernel paths; the thread hook; packed activation
+// tensors (BitTensorLayout); bit output (BatchNorm + sign folded into integer thresholds); binary
+// convolution (bconv2d in one call, and bconv2d_prepare / bconv2d_run: plan once, run many on a
+// caller-owned workspace); binary dense (the same two forms, and dense layers reading packed
+// convolution outputs); sign packing. operators/kernels/README.md has a usage example.
 //
 // Bit convention (the same everywhere: activations, weights, files written by the converter)
 // ------------------------------------------------------------------------------------------
