@@ -283,8 +283,9 @@ def test_wrong_inputs_are_python_errors(zoo_files):
         model.run(np.zeros((2, 1, 28, 28), np.float32))
     with pytest.raises(ValueError, match="missing"):
         model.run(image=np.zeros((1, 1, 28, 28)))
-    with pytest.raises(TypeError, match="tuple of ints"):
-        runtime.Model(symbol_file, params_file, input_shapes={"data": "1x1x28x28"})
+    for shape in ("1x1x28x28", (1, 1, 28.0, 28)):
+        with pytest.raises(TypeError, match="tuple of ints"):
+            runtime.Model(symbol_file, params_file, input_shapes={"data": shape})
     with pytest.raises(TypeError, match="dict"):
         runtime.Model(symbol_file, params_file, input_shapes=[(1, 1, 28, 28)])
     with pytest.raises(TypeError, match="num_threads must be an int"):

@@ -125,8 +125,8 @@ cdef bmx_options* _make_options(input_shapes, num_threads, kernel_path) except N
                 raise TypeError("input_shapes keys must be input names (str without NUL); "
                                 "got %r" % (name,))
             try:
-                values = [int(d) for d in shape]
-            except (TypeError, ValueError):
+                values = [operator.index(d) for d in shape]
+            except TypeError:
                 raise TypeError("the shape of input %r must be a tuple of ints, e.g. "
                                 "(1, 3, 224, 224); got %r" % (name, shape)) from None
             if any(not -2 ** 63 <= d < 2 ** 63 for d in values):
