@@ -30,7 +30,6 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-import bmxnet
 import bmxnet.runtime as runtime
 from bmxnet import converter, model_zoo
 from subproc import describe, run_snippet
