@@ -8,7 +8,9 @@ then the binarized_*-NNNN.params bytes. The models are small (8x8 inputs, a few 
 one execution takes well under a millisecond, yet together they use every operator family the
 runtime compiles: float and binary convolution (with and without scaling), binary and float dense,
 BatchNorm, tanh/relu/PReLU-style activations, sign, pooling (max, avg, global), residual add,
-concat, broadcast arithmetic, reshape/flatten, dropout, clip and softmax.
+concat, broadcast arithmetic, reshape/flatten, dropout, clip and softmax; and, written with mx.sym
+as ONNX imports and migrated BMXNet v1 models use them, Pad, transpose, reshape_like,
+expand_dims/squeeze, dot/linalg_gemm2 with constant weights, sigmoid, sign and scalar arithmetic.
 Nothing here is committed: run.sh makes the seeds at build time.
 """
 import json
@@ -90,6 +92,36 @@ def tiny_tail():
     return Tail(body), shape
 
 
+def ops_seed(rng, folder):
+    """The operators ONNX imports and migrated v1 models use, as an mx.sym graph (no Gluon)."""
+    shape = (1, 2, 4, 4)
+    x = mx.sym.Pad(mx.sym.var("data"), mode="constant", pad_width=(0, 0, 0, 0, 1, 1, 1, 1),
+                   constant_value=0.5, name="pad0")
+    x = mx.sym.Convolution(x, mx.sym.var("conv_weight"), mx.sym.var("conv_bias"), kernel=(3, 3),
+                           num_filter=4, name="conv")
+    x = mx.sym.sigmoid(mx.sym.transpose(mx.sym.relu(x), axes=(0, 1, 3, 2)), name="sig")
+    x = mx.sym.reshape_like(x, mx.sym.transpose(x, axes=(0, 1, 3, 2)), name="rl")
+    x = mx.sym.squeeze(mx.sym.expand_dims(x, axis=1), axis=1, name="sq")
+    x = mx.sym.dot(mx.sym.flatten(x), mx.sym.var("mat"), name="dot0")
+    x = mx.sym.sign(mx.sym.tanh(x) - 0.1, name="sgn")
+    x = mx.sym.linalg_gemm2(x, mx.sym.var("mat2"), name="g2")
+    x = mx.sym.softmax(x / 2.0, name="sm")
+    args = {"conv_weight": rng.randn(4, 2, 3, 3), "conv_bias": rng.randn(4),
+            "mat": rng.randn(64, 6), "mat2": rng.randn(6, 3)}
+    args = {k: mx.nd.array(v) for k, v in args.items()}
+    x.bind(mx.cpu(), dict(args, data=mx.nd.zeros(shape))).forward()  # MXNet accepts the graph
+    graph = json.loads(x.tojson())
+    for node in graph["nodes"]:
+        if node["name"] == "data":
+            node["attrs"] = {"__shape__": str(shape)}
+    path = os.path.join(folder, "ops.params")
+    mx.nd.save(path, {"arg:" + k: v for k, v in args.items()})
+    with open(path, "rb") as f:
+        params = f.read()
+    body = json.dumps(graph, separators=(",", ":")).encode("utf-8")
+    return struct.pack("<I", len(body)) + body + params
+
+
 def seed_bytes(net, shape, rng, folder, name, compact):
     net.initialize(mx.init.Xavier(rnd_type="gaussian"))
     x = mx.nd.array(rng.randn(*shape))
@@ -136,6 +168,10 @@ def main(out):
             with open(os.path.join(out, "seed_" + name), "wb") as f:
                 f.write(data)
             sizes.append("%s %d" % (name, len(data)))
+        data = ops_seed(rng, tmp)
+        with open(os.path.join(out, "seed_ops"), "wb") as f:
+            f.write(data)
+        sizes.append("ops %d" % len(data))
     print("seeds: " + ", ".join(sizes) + " bytes")
 
 
