@@ -21,7 +21,9 @@ Tolerances:
 import json
 import os
 import struct
+import subprocess
 import sys
+import textwrap
 import threading
 import warnings
 
@@ -273,6 +275,30 @@ def test_from_buffers_plan_and_signature(zoo_files):
     assert "QConvolution" in plan or "qconv" in plan.lower(), plan
     assert str(from_files.arena_bytes) in plan, plan
     assert "arena_bytes=%d" % from_files.arena_bytes in repr(from_files)
+
+
+def test_extension_runs_without_mxnet(zoo_files, tmp_path):
+    """The extension module alone (loaded by its file, as an app would ship it; ``import
+    bmxnet`` would load MXNet) runs a model in a process that never imports MXNet."""
+    symbol_file, params_file = zoo_files["binary_lenet"]
+    x = np.random.RandomState(8).randn(1, 1, 28, 28).astype(np.float32)
+    want = runtime.Model(symbol_file, params_file, input_shapes={"data": x.shape}).run(x)
+    np.save(str(tmp_path / "x.npy"), x)
+    code = textwrap.dedent("""
+        import importlib.util, sys
+        import numpy as np
+        spec = importlib.util.spec_from_file_location("_runtime", %r)
+        rt = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(rt)
+        model = rt.Model(%r, %r, input_shapes={"data": (1, 1, 28, 28)})
+        np.save(%r, model.run(np.load(%r)))
+        assert "mxnet" not in sys.modules and "bmxnet" not in sys.modules, "MXNet was imported"
+    """) % (runtime._runtime.__file__, symbol_file, params_file, str(tmp_path / "y.npy"),
+            str(tmp_path / "x.npy"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, describe(proc)
+    np.testing.assert_array_equal(np.load(str(tmp_path / "y.npy")), want)
 
 
 def test_wrong_inputs_are_python_errors(zoo_files):
