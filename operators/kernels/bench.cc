@@ -59,7 +59,7 @@ double bench_peak_bitmacs(int num_threads) {
 #if defined(BMX_BUILT_AVX512)
   if (active_path() == Path::kAvx512) loop = kPeakLoopAvx512;
 #endif
-  const int threads = resolve_threads(num_threads);
+  [[maybe_unused]] const int threads = resolve_threads(num_threads);  // OpenMP only
   const int64_t iters = 2000000;
   uint64_t sink = 0;
   loop(iters / 10, &sink);  // warm-up (clock ramp)

@@ -90,7 +90,8 @@ Data make_data(const BConv2DShape& s, std::mt19937_64& rng) {
   return d;
 }
 
-// Float prepare/run against the reference on every path, three ways of threading.
+// Float prepare/run against the reference on every path, three ways of threading: OpenMP (or
+// one thread), a serial hook, a std::thread hook with one block of images per phase pair.
 void check_float_run(const BConv2DShape& s, std::mt19937_64& rng) {
   Data d = make_data(s, rng);
   const int64_t out_size = s.batch * s.out_channels * s.out_h() * s.out_w();
@@ -102,6 +103,8 @@ void check_float_run(const BConv2DShape& s, std::mt19937_64& rng) {
       o.path = path;
       o.max_threads = mode == 0 ? 2 : 3;
       o.exact_threads = true;
+      // mode 2: every image in its own block, i.e. two phases per image through the hook
+      if (mode == 2) o.pack_budget_words = 1;
       bmx::BConv2DPlan plan;
       const std::string err =
           bmx::bconv2d_prepare(s, d.packed_w.data(), d.scale.data(), d.bias.data(), o, &plan);
