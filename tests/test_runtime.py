@@ -206,7 +206,7 @@ def test_demo_model_argmax_on_all_digits(demo_model):
     np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
     _close(got, want)
     assert (got.argmax(1) == y).mean() == trained["test_accuracy"]
-    # one batch of all images, on two threads: the same numbers as image by image
+    # all images in one batch, on two threads: the same predictions
     batched = runtime.Model(symbol_file, params_file, input_shapes={"data": x.shape},
                             num_threads=2)
     np.testing.assert_array_equal(batched.run(x).argmax(1), want.argmax(1))
