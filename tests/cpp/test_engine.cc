@@ -4,7 +4,10 @@
 // bconv2d_reference (a direct float loop) followed by the float formula written out here, and
 // bit-by-bit index arithmetic for the layouts; never the code under test.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <cstring>
 #include <sstream>
 #include <thread>
@@ -14,6 +17,22 @@
 #include "bitpack/bit_tensor.h"
 #include "test_util.h"
 #include "tiny_test.h"
+
+// Every operator new of the test process is counted, so that a test can check that the run
+// functions allocate nothing (engine_run_allocates_nothing).
+static std::atomic<int64_t> g_allocations{0};
+// GCC 12 takes free() of memory from a replaced operator new for a mismatch once both are
+// inlined into a caller (-Wmismatched-new-delete); here they are the matching pair by definition.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace {
 
@@ -775,6 +794,48 @@ TEST(engine_output_bits_kernels) {
     }
     RETURN_IF_FAILED();
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Prepare allocates (the plan); the runs, floats or bits, conv or dense, with or without a hook,
+// allocate nothing.
+TEST(engine_run_allocates_nothing) {
+  std::mt19937_64 rng(tiny::g_seed + 113);
+  const BConv2DShape s = make(2, 70, 9, 9, 64, 3, 1, 1, 1, 0);
+  Data d = make_data(s, rng);
+  bmx::BConv2DPlan pf, pb;
+  bmx::BConv2DOptions o;
+  o.max_threads = 2;
+  const int64_t at_prepare = g_allocations.load();
+  CHECK(bmx::bconv2d_prepare(s, d.packed_w.data(), d.scale.data(), nullptr, o, &pf).empty());
+  CHECK(g_allocations.load() > at_prepare) << "the counter counts (prepare allocates the plan)";
+  o.output_format = bmx::ActivationFormat::kBits;
+  CHECK(bmx::bconv2d_prepare(s, d.packed_w.data(), d.scale.data(), nullptr, o, &pb).empty());
+  const int64_t in_units = 64 * 81;
+  std::vector<word_t> pw(5 * bmx::words_for(in_units), 0x1234567);
+  bmx::BDenseOptions od;
+  od.input_format = bmx::ActivationFormat::kBits;
+  od.input_layout = pb.output_layout();
+  bmx::BDensePlan pd;
+  CHECK(bmx::bdense_prepare(2, in_units, 5, pw.data(), nullptr, nullptr, od, &pd).empty());
+  std::vector<unsigned char> ws(std::max(
+      {pf.workspace_bytes(), pb.workspace_bytes(), pd.workspace_bytes()}));
+  std::vector<float> y(2 * 64 * 81), yd(10);
+  std::vector<word_t> bits(pb.output_layout().total_words());
+  bmx::ThreadHook hook;
+  hook.parallel_for = serial_hook;
+  hook.num_threads = 2;
+  const int64_t before = g_allocations.load();
+  const bmx::ThreadHook* hooks[] = {nullptr, &hook};
+  for (const bmx::ThreadHook* h : hooks) {
+    CHECK(bmx::bconv2d_run(pf, d.x.data(), y.data(), ws.data(), h) == nullptr);
+    CHECK(bmx::bconv2d_run(pb, d.x.data(), bits.data(), ws.data(), h) == nullptr);
+    CHECK(bmx::bdense_run(pd, bits.data(), yd.data(), ws.data(), h) == nullptr);
+  }
+  CHECK(g_allocations.load() == before) << g_allocations.load() - before << " allocations";
 }
 
 }  // namespace
