@@ -1,11 +1,12 @@
 // libFuzzer target on the whole loader: bytes -> (symbol json, params) -> bmx_model_load_buffers,
 // and, when the model loads, one forward pass on zeros through a predictor.
 //
-// Input layout (what make_seeds.py writes): a little-endian uint32 n, then n bytes of symbol
-// json, then the params file bytes to the end. An n larger than what follows takes all of it as
-// json (so that every mutation still reaches the parsers). No options are passed: the data shape
-// comes from the `__shape__` attribute of the data variable, which the seeds carry and the
-// mutations change.
+// Input layout (what make_seeds.py writes): a little-endian uint32 h, then n = h & 0xFFFFFF bytes
+// of symbol json, then the params file bytes to the end. An n larger than what follows takes all
+// of it as json (so that every mutation still reaches the parsers). The top byte picks the kernel
+// path (bits 0-1: auto, reference, scalar, avx2; the seeds have 0), so that mutations reach
+// every path's prepare and run code. The data shape comes from the `__shape__` attribute of the
+// data variable, which the seeds carry and the mutations change.
 //
 // Every status is acceptable except BMX_ERROR_INTERNAL (a bug by the runtime's own account);
 // a failed call must leave a message and a NULL object. Crashes, sanitizer reports, leaks and
@@ -86,17 +87,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     data += 4;
     size -= 4;
   }
+  static const char* const kPaths[4] = {"auto", "reference", "scalar", "avx2"};
+  const char* path = kPaths[(n >> 24) & 3];
+  n &= 0xFFFFFFu;
   const size_t json_size = n < size ? n : size;
   // Copies, so that AddressSanitizer sees any read past either buffer.
   std::vector<char> json(data, data + json_size);
   std::vector<uint8_t> params(data + json_size, data + size);
 
+  bmx_options* options = nullptr;
+  bmx_status s = bmx_options_create(&options);
+  if (s != BMX_OK) finding("bmx_options_create", s);
+  s = bmx_options_set_kernel_path(options, path);
+  if (s != BMX_OK) finding("bmx_options_set_kernel_path with a documented name", s);
   bmx_model* model = nullptr;
-  bmx_status s = bmx_model_load_buffers(json.data(), json.size(), params.data(), params.size(),
-                                        nullptr, &model);
+  s = bmx_model_load_buffers(json.data(), json.size(), params.data(), params.size(), options,
+                             &model);
+  bmx_options_free(options);
   if (g_verbose) {
-    std::fprintf(stderr, "loader_fuzz: load: %s%s%s\n", bmx_status_name(s),
-                 s == BMX_OK ? "" : ": ", s == BMX_OK ? "" : bmx_last_error());
+    std::fprintf(stderr, "loader_fuzz: load (kernel path %s): %s%s%s\n", path,
+                 bmx_status_name(s), s == BMX_OK ? "" : ": ", s == BMX_OK ? "" : bmx_last_error());
   }
   if (s != BMX_OK) {
     check_failure("bmx_model_load_buffers", s, model);

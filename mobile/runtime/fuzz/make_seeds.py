@@ -2,9 +2,10 @@
 
     python make_seeds.py OUT_DIR
 
-Each seed is one fuzz input (see loader_fuzz.cc): uint32 n (little-endian), n bytes of
-binarized_*-symbol.json with a ``__shape__`` on the data variable (the fuzzer passes no options),
-then the binarized_*-NNNN.params bytes. The models are small (8x8 inputs, a few channels) so that
+Each seed is one fuzz input (see loader_fuzz.cc): uint32 h (little-endian: the json length n,
+plus the kernel path index << 24), n bytes of binarized_*-symbol.json with a ``__shape__`` on the
+data variable, then the binarized_*-NNNN.params bytes. Every model is written once for each of
+the four kernel paths the target picks from (auto, reference, scalar, avx2). The models are small (8x8 inputs, a few channels) so that
 one execution takes well under a millisecond, yet together they use every operator family the
 runtime compiles: float and binary convolution (with and without scaling), binary and float dense,
 BatchNorm, tanh/relu/PReLU-style activations, sign, pooling (max, avg, global), residual add,
@@ -153,6 +154,15 @@ def seed_bytes(net, shape, rng, folder, name, compact):
     return struct.pack("<I", len(body)) + body + params
 
 
+def write_seeds(out, name, data, sizes):
+    """seed_NAME_pP for the kernel paths P = 0..3 (the top byte of the length word)."""
+    n = struct.unpack("<I", data[:4])[0]
+    for path in range(4):
+        with open(os.path.join(out, "seed_%s_p%d" % (name, path)), "wb") as f:
+            f.write(struct.pack("<I", n | path << 24) + data[4:])
+    sizes.append("%s %d" % (name, len(data)))
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     rng = np.random.RandomState(0)
@@ -164,14 +174,8 @@ def main(out):
                                     ("resnet", tiny_resnet, True),
                                     ("tail", tiny_tail, True)]:
             net, shape = make()
-            data = seed_bytes(net, shape, rng, tmp, name, compact)
-            with open(os.path.join(out, "seed_" + name), "wb") as f:
-                f.write(data)
-            sizes.append("%s %d" % (name, len(data)))
-        data = ops_seed(rng, tmp)
-        with open(os.path.join(out, "seed_ops"), "wb") as f:
-            f.write(data)
-        sizes.append("ops %d" % len(data))
+            write_seeds(out, name, seed_bytes(net, shape, rng, tmp, name, compact), sizes)
+        write_seeds(out, "ops", ops_seed(rng, tmp), sizes)
     print("seeds: " + ", ".join(sizes) + " bytes")
 
 

@@ -66,7 +66,8 @@ mkdir -p "$OUT/corpus" "$OUT/crashes"
 for seed in "$OUT"/seeds/seed_*; do
   log="$(LOADER_FUZZ_VERBOSE=1 "$OUT/build/loader_fuzz" "$seed" 2>&1)" ||
     { echo "$log"; echo "run.sh: seed $seed crashes" >&2; exit 1; }
-  if ! grep -q "forward: BMX_OK" <<<"$log"; then
+  # (a kernel path this CPU or build lacks is refused at load: that seed only tests the refusal)
+  if ! grep -q "forward: BMX_OK" <<<"$log" && ! grep -q "UNSUPPORTED: kernel path" <<<"$log"; then
     grep "loader_fuzz:" <<<"$log" >&2
     echo "run.sh: seed $(basename "$seed") does not load and run: the runtime or the seed" \
          "generator changed" >&2
