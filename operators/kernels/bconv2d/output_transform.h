@@ -60,24 +60,6 @@ inline float output_transform(int64_t dot, const float* scale, const float* bias
   return v;
 }
 
-// out[j] = output_transform(dot[j], scale, bias, o) for j < n, with the null checks hoisted out
-// of the loop so that it vectorises.
-inline void write_output(const int32_t* dot, int n, const float* scale, const float* bias,
-                         int64_t o, float* out) {
-  if (scale != nullptr && bias != nullptr) {
-    const float sc = scale[o], bi = bias[o];
-    for (int j = 0; j < n; ++j) out[j] = static_cast<float>(dot[j]) * sc + bi;
-  } else if (scale != nullptr) {
-    const float sc = scale[o];
-    for (int j = 0; j < n; ++j) out[j] = static_cast<float>(dot[j]) * sc;
-  } else if (bias != nullptr) {
-    const float bi = bias[o];
-    for (int j = 0; j < n; ++j) out[j] = static_cast<float>(dot[j]) + bi;
-  } else {
-    for (int j = 0; j < n; ++j) out[j] = static_cast<float>(dot[j]);
-  }
-}
-
 }  // namespace bmx
 
 #endif  // BMXNET_KERNELS_BCONV2D_OUTPUT_TRANSFORM_H_
