@@ -125,15 +125,17 @@ void pack_bits(const BitTensorLayout& layout, const float* nchw, word_t* out,
 void unpack_bits(const BitTensorLayout& l, const word_t* in, float* nchw) {
   const std::string err = bit_layout_check(l);
   if (!err.empty()) throw std::invalid_argument(err);
+  const int64_t cg = l.group_channels(), H = l.height, W = l.width;
   for (int64_t b = 0; b < l.batch; ++b)
-    for (int64_t c = 0; c < l.channels; ++c)
-      for (int64_t y = 0; y < l.height; ++y)
-        for (int64_t x = 0; x < l.width; ++x) {
-          const int64_t cg = l.group_channels();
-          const word_t w = in[l.word_index(b, c, y, x)];
-          nchw[((b * l.channels + c) * l.height + y) * l.width + x] =
-              (w >> ((c % cg) % kWordBits)) & 1 ? 1.0f : -1.0f;
-        }
+    for (int64_t c = 0; c < l.channels; ++c) {
+      // The channel's bit in the words of its plane, row after row.
+      const word_t* plane = in + l.word_index(b, c, 0, 0);
+      const int bit = static_cast<int>((c % cg) % kWordBits);
+      float* out = nchw + (b * l.channels + c) * H * W;
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x)
+          out[y * W + x] = (plane[y * l.padded_w + x] >> bit) & 1 ? 1.0f : -1.0f;
+    }
 }
 
 }  // namespace bmx
