@@ -484,6 +484,9 @@ TEST(engine_chained_convolutions) {
       {make(1, 32, 8, 8, 128, 3, 2, 1, 1, -1), make(1, 128, 4, 4, 30, 3, 1, 1, 2, 1)},
       {make(1, 3, 7, 7, 100, 1, 1, 0, 1, 0), make(1, 100, 7, 7, 20, 5, 2, 2, 1, 0)},
       {make(3, 16, 5, 5, 128, 3, 1, 1, 2, 0), make(3, 128, 5, 5, 64, 3, 1, 1, 2, 0)},
+      // 100 channels: the +1 frame covers 36 bits of the second word; groups on both sides
+      {make(2, 30, 6, 6, 100, 3, 1, 1, 1, 0), make(2, 100, 6, 6, 50, 3, 1, 1, 2, 1)},
+      {make(1, 20, 7, 5, 100, 1, 1, 0, 1, 1), make(1, 100, 7, 5, 9, 3, 2, 1, 1, -1)},
   };
   for (const Pair& pr : pairs) {
     const BConv2DShape& sa = pr.a;
