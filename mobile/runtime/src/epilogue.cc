@@ -40,8 +40,8 @@ inline float softrelu(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); 
 void apply_post_op(const PostOp& op, float* y, const float* t, int64_t ch, int64_t n) {
   switch (op.kind) {
     case PostKind::kBatchNorm: {
-      const float mean = op.a[ch], invstd = op.b[ch], gamma = op.c[ch], beta = op.d[ch];
-      for (int64_t i = 0; i < n; ++i) y[i] = ((y[i] - mean) * invstd) * gamma + beta;
+      const float mean = op.a[ch], k = op.b[ch], beta = op.c[ch];
+      for (int64_t i = 0; i < n; ++i) y[i] = (y[i] - mean) * k + beta;
       break;
     }
     case PostKind::kAddChannel: {

@@ -12,7 +12,7 @@
 namespace bmxrt {
 
 enum class PostKind {
-  kBatchNorm,   // ((y - a[c]) * b[c]) * c[c] + d[c]: mean, 1/sqrt(var + eps), gamma, beta
+  kBatchNorm,   // (y - a[c]) * b[c] + c[c]: moving mean, gamma / sqrtf(moving_var + eps), beta
   kAddChannel,  // y + a[c]  (broadcast_add of a (1, C, 1, ...) constant; a[0] if a has 1 value)
   kMulChannel,  // y * a[c]  (broadcast_mul likewise, and _mul_scalar)
   kAddTensor,   // y + t[i]         (elemwise_add of another tensor of the same shape)
@@ -34,7 +34,7 @@ enum class PostKind {
 
 struct PostOp {
   PostKind kind;
-  std::vector<float> a, b, c, d;  // per-channel parameters
+  std::vector<float> a, b, c;  // per-channel parameters
   float s = 0.f, t = 0.f;         // scalars
   int value = -1;                 // kAddTensor: the value added
   std::string describe() const;

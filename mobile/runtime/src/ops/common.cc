@@ -115,8 +115,8 @@ void batchnorm_affine(const PostOp& bn, std::vector<float>* mul, std::vector<flo
   mul->resize(n);
   add->resize(n);
   for (size_t c = 0; c < n; ++c) {
-    (*mul)[c] = bn.b[c] * bn.c[c];
-    (*add)[c] = bn.d[c] - bn.a[c] * (*mul)[c];
+    (*mul)[c] = bn.b[c];
+    (*add)[c] = bn.c[c] - bn.a[c] * (*mul)[c];
   }
 }
 

@@ -36,8 +36,8 @@ std::vector<bmx::word_t> packed_words(const Builder& b, int i, const Shape& shap
 // reads (kAddTensor) or -1.
 void pointwise(Builder& b, int i, PostOp op, const std::string& what);
 
-// y = ((x - mean) * invstd) * gamma + beta per channel, as an affine map y = x * mul + add, for
-// folding into a float layer's weights and bias.
+// y = (x - mean) * k + beta per channel, as an affine map y = x * mul + add, for folding into a
+// float layer's weights and bias.
 void batchnorm_affine(const PostOp& bn, std::vector<float>* mul, std::vector<float>* add);
 
 // Elements before axis, along it, after it.

@@ -27,17 +27,19 @@ void batch_norm(Builder& b) {
   if (eps <= 0) b.bad("parameter 'eps' must be > 0");
   const int64_t C = x[1];
   // In inference BatchNorm always uses the moving statistics (use_global_stats only matters in
-  // training); fix_gamma=True means gamma is taken as 1, whatever the file holds.
+  // training); fix_gamma=True means gamma is taken as 1, whatever the file holds. The formula
+  // and its rounding are MXNet 1.9.1's CPU BatchNorm: (x - mean) * (g / sqrtf(var + eps)) + beta,
+  // each operation a float (the kernel core's bit-output thresholds use the same, bmx_kernels.h).
   PostOp bn;
   bn.kind = PostKind::kBatchNorm;
-  bn.c = b.floats(1, {C}, "gamma");
-  bn.d = b.floats(2, {C}, "beta");
+  std::vector<float> gamma = b.floats(1, {C}, "gamma");
+  bn.c = b.floats(2, {C}, "beta");
   bn.a = b.floats(3, {C}, "moving_mean");
   const std::vector<float> var = b.floats(4, {C}, "moving_var");
-  if (b.boolean("fix_gamma", true)) bn.c.assign(static_cast<size_t>(C), 1.f);
+  if (b.boolean("fix_gamma", true)) gamma.assign(static_cast<size_t>(C), 1.f);
   bn.b.resize(static_cast<size_t>(C));
   const float eps_f = static_cast<float>(eps);
-  for (int64_t c = 0; c < C; ++c) bn.b[c] = 1.f / std::sqrt(var[c] + eps_f);
+  for (int64_t c = 0; c < C; ++c) bn.b[c] = gamma[c] / std::sqrt(var[c] + eps_f);
   // A float layer before it takes the BatchNorm into its weights and bias.
   if (Step* p = b.fusable_producer(0)) {
     std::vector<float> mul, add;
