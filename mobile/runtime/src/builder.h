@@ -21,7 +21,6 @@ class Builder {
   Builder(Compiler* compiler, int node_index) : c_(compiler), index_(node_index) {}
 
   const Node& node() const;
-  int index() const { return index_; }
   // "node 12 'name' (Op): " + why
   std::string where(const std::string& why) const;
   [[noreturn]] void unsupported(const std::string& why) const;  // BMX_ERROR_UNSUPPORTED
@@ -63,8 +62,6 @@ class Builder {
   Step* emit(std::unique_ptr<Step> step, const Shape& shape);
   // The node's output is input i seen with another shape (same elements, no copy).
   void alias(int i, const Shape& shape);
-  // The node's output is a new constant.
-  void constant(std::vector<float> data, const Shape& shape);
   // The step that wrote input i, when this node is the only reader of that value (so the node
   // can be fused into it): it takes post-ops, its output is no graph output. Else null.
   Step* fusable_producer(int i) const;

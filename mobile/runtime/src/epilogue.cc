@@ -6,30 +6,6 @@
 
 namespace bmxrt {
 
-std::string PostOp::describe() const {
-  switch (kind) {
-    case PostKind::kBatchNorm: return "batchnorm";
-    case PostKind::kAddChannel: return "add_channel";
-    case PostKind::kMulChannel: return "mul_channel";
-    case PostKind::kAddTensor: return "add_tensor";
-    case PostKind::kRelu: return "relu";
-    case PostKind::kSigmoid: return "sigmoid";
-    case PostKind::kTanh: return "tanh";
-    case PostKind::kSoftrelu: return "softrelu";
-    case PostKind::kLeaky: return "leaky";
-    case PostKind::kPrelu: return "prelu";
-    case PostKind::kElu: return "elu";
-    case PostKind::kSign: return "sign";
-    case PostKind::kSignZero: return "sign0";
-    case PostKind::kRsubScalar: return "rsub_scalar";
-    case PostKind::kDivScalar: return "div_scalar";
-    case PostKind::kRdivScalar: return "rdiv_scalar";
-    case PostKind::kQuantize: return "quantize";
-    case PostKind::kClip: return "clip";
-  }
-  return "?";
-}
-
 namespace {
 
 // MXNet's softrelu (mshadow_op::softrelu): x itself past 20, where log1p(exp(x)) == x in float.

@@ -6,7 +6,6 @@
 #define BMXNET_RUNTIME_EPILOGUE_H_
 
 #include <cstdint>
-#include <string>
 #include <vector>
 
 namespace bmxrt {
@@ -37,7 +36,6 @@ struct PostOp {
   std::vector<float> a, b, c;  // per-channel parameters
   float s = 0.f, t = 0.f;         // scalars
   int value = -1;                 // kAddTensor: the value added
-  std::string describe() const;
 };
 
 // The fused post-ops of one step. apply() treats y as (outer, channels, plane) and processes the

@@ -586,14 +586,6 @@ void Builder::alias(int i, const Shape& shape) {
   c_->value_uses_[v] = c_->entry_uses_[index_];
 }
 
-void Builder::constant(std::vector<float> data, const Shape& shape) {
-  Model& m = *c_->model_;
-  m.constants.push_back(std::move(data));
-  const int v = c_->new_value(shape, -1, m.constants.back().data(), -1);
-  c_->node_value_[index_] = v;
-  c_->value_uses_[v] = c_->entry_uses_[index_];
-}
-
 Step* Builder::fusable_producer(int i) const {
   const int v = value(i);
   const Value& val = c_value(v);

@@ -40,7 +40,9 @@ struct Value {
   Shape shape;
   int storage = -1;              // index into Model::storages, or -1 for a constant
   const float* constant = nullptr;
-  int producer = -1;             // index of the step that writes it (-1: input, constant, alias)
+  // Index of the step that writes it (-1: an input or a constant); an alias (Reshape...) keeps
+  // its source's, so that the order of computation stays known.
+  int producer = -1;
 };
 
 // One buffer of the arena, shared by a value and its aliases (Reshape, Flatten, Dropout...).
