@@ -102,6 +102,7 @@ def test_wheel_carries_the_library_every_module_and_the_scripts(built):
         entry_points.read_string(z.read(info).decode())
         metadata = z.read(info.replace("entry_points.txt", "METADATA")).decode()
     assert "bmxnet/lib/libbmxnet_ops.so" in names
+    assert [n for n in names if re.match(r"bmxnet/runtime/_runtime.*\.so$", n)], sorted(names)
     assert [m for m in modules if m not in names] == []
     assert not [n for n in names if n.startswith(("tests/", "operators/", "bench/"))]
     assert dict(entry_points["console_scripts"]) == {
@@ -127,6 +128,14 @@ def test_built_wheel_loads_the_operators_from_another_folder(built, tmp_path):
     assert proc.returncode == 0, describe(proc)
     # all-ones 1-bit inputs and weights: every output is the dot product 3*3*3 = 27
     assert proc.stdout.split("\n")[0] == str([27.0] * 8)
+    # The standalone runtime's extension is in the wheel and imports from it.
+    code = ("import bmxnet.runtime as rt, sys\n"
+            "assert rt.__file__.startswith(%r), rt.__file__\n"
+            "print(rt.version())\n" % str(site))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, describe(proc)
+    assert re.match(r"\d+\.\d+\.\d+$", proc.stdout.strip()), proc.stdout
 
 
 def test_sdist_carries_the_operator_sources(tmp_path):
