@@ -1,7 +1,8 @@
 // Plain C functions the Python package calls through ctypes (bmxnet.kernel_path(),
-// bench/bench_qconv.py). Not part of MXNet's operator interface.
+// bench/bench_qconv.py, tests/test_op_cache.py). Not part of MXNet's operator interface.
 #include "bench.h"
 #include "bmx_kernels.h"
+#include "common.h"
 
 extern "C" {
 
@@ -20,6 +21,17 @@ __attribute__((visibility("default"))) double bmxnet_bench_bgemm(int64_t M, int6
 // Peak xor + popcount + add bit-MACs per second of this CPU on `threads` threads (see bench.h).
 __attribute__((visibility("default"))) double bmxnet_bench_peak(int threads) {
   return bmx::bench_peak_bitmacs(threads);
+}
+
+// Counters of the operators' layer cache (common.h): out[0..4] = hits, packs, plans, entries,
+// bytes held.
+__attribute__((visibility("default"))) void bmxnet_layer_cache_stats(int64_t* out) {
+  const bmx_mx::LayerCacheStats s = bmx_mx::layer_cache_stats();
+  out[0] = s.hits;
+  out[1] = s.packs;
+  out[2] = s.plans;
+  out[3] = s.entries;
+  out[4] = s.bytes;
 }
 
 }  // extern "C"

@@ -4,6 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <sstream>
 
 #include "quantize.h"
@@ -340,6 +344,303 @@ const float* WeightCache::channel_scale(bool scaling, MXTensor& w, int64_t chann
   bmx::channel_mean_abs(w.data<float>(), channels, w.size() / channels, scale_.data());
   return scale_.data();
 }
+
+namespace {
+
+// The layer cache (common.h). Entry: the weights in the kernel's layout, what the weights of a
+// call are compared with, and the plans made on them.
+enum class LayerKind { kConv, kDense };
+
+struct ConvSlot {
+  bmx::BConv2DShape shape;
+  const float* bias;
+  int threads;
+  bmx::Path path;
+  bmx::BConv2DPlan plan;
+};
+
+struct DenseSlot {
+  int64_t rows;
+  const float* bias;
+  int threads;
+  bmx::Path path;
+  bmx::BDensePlan plan;
+};
+
+constexpr size_t kMaxPlansPerEntry = 8;
+constexpr size_t kMaxCacheBytes = size_t{256} << 20;
+constexpr size_t kMaxCacheEntries = 1024;
+
+struct Entry {
+  LayerKind kind;
+  bool latent;
+  uint64_t hash;                  // of the sign bits / packed words and the scale
+  std::vector<int64_t> geometry;  // conv: O, C per group, kh, kw, groups; dense: O, in_units
+  std::vector<uint64_t> packed;   // the kernel's layout (plans point into it)
+  std::vector<uint64_t> signs;    // latent: the weights' sign bits in MXNet's order
+  std::vector<float> scale;       // empty without scaling (plans point into it)
+  std::mutex mu;                  // guards the slots below
+  std::vector<ConvSlot> conv;
+  std::vector<DenseSlot> dense;
+
+  bool same_key(const Entry& o) const {
+    return kind == o.kind && latent == o.latent && hash == o.hash && geometry == o.geometry;
+  }
+  size_t bytes() const {
+    return (packed.size() + signs.size()) * sizeof(uint64_t) + scale.size() * sizeof(float);
+  }
+};
+
+// What the kernel would read for the weights of this call: sign bits (latent) or packed words,
+// and the scale. Latent weights are reduced into buffers of the calling thread.
+struct Fingerprint {
+  const uint64_t* words = nullptr;
+  int64_t words_count = 0;
+  const float* scale = nullptr;  // channels values, or null
+  uint64_t hash = 0;
+};
+
+// 64-bit hash of n words (the multiply-xorshift mix of splitmix64 on a running state); equal
+// hashes only select the entry to compare in full, so collisions cost a comparison, never a
+// wrong result.
+inline uint64_t mix(uint64_t h, uint64_t v) {
+  h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 29);
+}
+
+Fingerprint fingerprint(const LayerWeights& w) {
+  Fingerprint f;
+  if (!w.latent) {
+    f.words = w.packed;
+    f.words_count = w.count;
+    f.scale = w.scale;
+  } else {
+    thread_local std::vector<uint64_t> signs;
+    thread_local std::vector<float> scale;
+    signs.resize(static_cast<size_t>(bmx::words_for(w.count)));
+    bmx::pack_signs(w.latent, w.count, signs.data());
+    f.words = signs.data();
+    f.words_count = static_cast<int64_t>(signs.size());
+    if (w.mean_abs_scale) {
+      scale.resize(static_cast<size_t>(w.channels));
+      bmx::channel_mean_abs(w.latent, w.channels, w.count / w.channels, scale.data());
+      f.scale = scale.data();
+    }
+  }
+  uint64_t h = static_cast<uint64_t>(f.words_count);
+  for (int64_t i = 0; i < f.words_count; ++i) h = mix(h, f.words[i]);
+  for (int64_t o = 0; f.scale && o < w.channels; ++o) {
+    uint32_t bits;
+    std::memcpy(&bits, f.scale + o, sizeof bits);
+    h = mix(h, bits);
+  }
+  f.hash = h;
+  return f;
+}
+
+bool matches(const Entry& e, const Fingerprint& f, int64_t channels) {
+  const std::vector<uint64_t>& words = e.latent ? e.signs : e.packed;
+  if (static_cast<int64_t>(words.size()) != f.words_count ||
+      std::memcmp(words.data(), f.words, words.size() * sizeof(uint64_t)) != 0) {
+    return false;
+  }
+  if (!f.scale) return e.scale.empty();
+  return static_cast<int64_t>(e.scale.size()) == channels &&
+         std::memcmp(e.scale.data(), f.scale, e.scale.size() * sizeof(float)) == 0;
+}
+
+class LayerCache {
+ public:
+  // The entry for these weights: a matching one, or a new one made by make(entry) (which fills
+  // packed, and may throw OpError: nothing is then cached).
+  template <typename Make>
+  std::shared_ptr<Entry> get(LayerKind kind, const LayerWeights& w,
+                             const std::vector<int64_t>& geometry, Make&& make) {
+    const Fingerprint f = fingerprint(w);
+    auto e = std::make_shared<Entry>();
+    e->kind = kind;
+    e->latent = w.latent != nullptr;
+    e->hash = f.hash;
+    e->geometry = geometry;
+    if (std::shared_ptr<Entry> found = find(*e, f, w.channels)) return found;
+    if (e->latent) e->signs.assign(f.words, f.words + f.words_count);
+    if (f.scale) e->scale.assign(f.scale, f.scale + w.channels);
+    make(e.get());
+    insert(e);
+    return e;
+  }
+
+  void count_plan() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.plans;
+  }
+
+  LayerCacheStats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    LayerCacheStats s = stats_;
+    s.entries = static_cast<int64_t>(lru_.size());
+    s.bytes = static_cast<int64_t>(bytes_);
+    return s;
+  }
+
+ private:
+  // The entry with key's key whose weights equal f (made most recently used), or null.
+  // Entries are immutable in what is compared, so the comparison runs outside the lock.
+  std::shared_ptr<Entry> find(const Entry& key, const Fingerprint& f, int64_t channels) {
+    std::vector<std::shared_ptr<Entry>> candidates;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& e : lru_) {
+        if (e->same_key(key)) candidates.push_back(e);
+      }
+    }
+    for (const auto& e : candidates) {
+      if (!matches(*e, f, channels)) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.hits;
+      for (auto it = lru_.begin(); it != lru_.end(); ++it) {
+        if (*it == e) {
+          lru_.splice(lru_.begin(), lru_, it);  // most recently used first
+          break;
+        }
+      }
+      return e;
+    }
+    return nullptr;
+  }
+
+  void insert(const std::shared_ptr<Entry>& e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.packs;
+    lru_.push_front(e);
+    bytes_ += e->bytes();
+    // Runs still holding an evicted entry keep it alive through their shared_ptr.
+    while (lru_.size() > 1 && (bytes_ > kMaxCacheBytes || lru_.size() > kMaxCacheEntries)) {
+      bytes_ -= lru_.back()->bytes();
+      lru_.pop_back();
+    }
+  }
+
+  std::mutex mu_;
+  std::list<std::shared_ptr<Entry>> lru_;
+  size_t bytes_ = 0;
+  LayerCacheStats stats_;
+};
+
+// Never destroyed: an operator may still run while the process exits.
+LayerCache& layer_cache() {
+  static LayerCache* cache = new LayerCache;
+  return *cache;
+}
+
+// A workspace of at least `bytes` bytes for runs on the calling thread.
+void* thread_workspace(int64_t bytes) {
+  thread_local std::unique_ptr<unsigned char[]> buf;
+  thread_local int64_t size = 0;
+  if (bytes > size) {
+    buf.reset(new unsigned char[static_cast<size_t>(bytes)]);
+    size = bytes;
+  }
+  return buf.get();
+}
+
+bool same_conv_shape(const bmx::BConv2DShape& a, const bmx::BConv2DShape& b) {
+  return a.batch == b.batch && a.in_channels == b.in_channels && a.in_h == b.in_h &&
+         a.in_w == b.in_w && a.out_channels == b.out_channels && a.kernel_h == b.kernel_h &&
+         a.kernel_w == b.kernel_w && a.stride_h == b.stride_h && a.stride_w == b.stride_w &&
+         a.pad_h == b.pad_h && a.pad_w == b.pad_w && a.dilate_h == b.dilate_h &&
+         a.dilate_w == b.dilate_w && a.groups == b.groups && a.pad_value == b.pad_value;
+}
+
+const float* scale_of(const Entry& e) { return e.scale.empty() ? nullptr : e.scale.data(); }
+
+}  // namespace
+
+void cached_bconv2d(const bmx::BConv2DShape& s, const LayerWeights& w, const float* x,
+                    const float* bias, float* y) {
+  LayerCache& cache = layer_cache();
+  const std::vector<int64_t> geometry = {s.out_channels, s.group_in(), s.kernel_h, s.kernel_w,
+                                         s.groups};
+  const std::shared_ptr<Entry> e = cache.get(LayerKind::kConv, w, geometry, [&](Entry* n) {
+    if (n->latent) {
+      n->packed.assign(static_cast<size_t>(bmx::bconv2d_packed_weight_words(s)), 0);
+      bmx::pack_conv_weights(s, w.latent, n->packed.data());
+    } else {
+      check_packed_tail(w.packed, s.out_channels * s.kernel_h * s.kernel_w,
+                        bmx::words_for(s.group_in()), s.group_in(), "input channels per group");
+      n->packed.assign(w.packed, w.packed + w.count);
+    }
+  });
+  const int threads = max_threads();
+  const bmx::Path path = bmx::active_path();
+  bmx::BConv2DPlan plan;
+  {
+    std::lock_guard<std::mutex> lock(e->mu);
+    for (const ConvSlot& slot : e->conv) {
+      if (same_conv_shape(slot.shape, s) && slot.bias == bias && slot.threads == threads &&
+          slot.path == path) {
+        plan = slot.plan;
+        break;
+      }
+    }
+    if (!plan.valid()) {
+      bmx::BConv2DOptions o;
+      o.max_threads = threads;
+      o.path = path;
+      const std::string err = bmx::bconv2d_prepare(s, e->packed.data(), scale_of(*e), bias, o,
+                                                   &plan);
+      if (!err.empty()) throw OpError(err);
+      if (e->conv.size() == kMaxPlansPerEntry) e->conv.erase(e->conv.begin());
+      e->conv.push_back({s, bias, threads, path, plan});
+      cache.count_plan();
+    }
+  }
+  const char* err = bmx::bconv2d_run(plan, x, y, thread_workspace(plan.workspace_bytes()));
+  if (err != nullptr) throw OpError(err);
+}
+
+void cached_bdense(int64_t rows, int64_t cols, int64_t num_hidden, const LayerWeights& w,
+                   const float* x, const float* bias, float* y) {
+  LayerCache& cache = layer_cache();
+  const std::vector<int64_t> geometry = {num_hidden, cols};
+  const std::shared_ptr<Entry> e = cache.get(LayerKind::kDense, w, geometry, [&](Entry* n) {
+    if (n->latent) {
+      n->packed.assign(static_cast<size_t>(num_hidden * bmx::words_for(cols)), 0);
+      bmx::pack_dense_weights(num_hidden, cols, w.latent, n->packed.data());
+    } else {
+      check_packed_tail(w.packed, num_hidden, bmx::words_for(cols), cols, "in_units");
+      n->packed.assign(w.packed, w.packed + w.count);
+    }
+  });
+  const int threads = max_threads();
+  const bmx::Path path = bmx::active_path();
+  bmx::BDensePlan plan;
+  {
+    std::lock_guard<std::mutex> lock(e->mu);
+    for (const DenseSlot& slot : e->dense) {
+      if (slot.rows == rows && slot.bias == bias && slot.threads == threads &&
+          slot.path == path) {
+        plan = slot.plan;
+        break;
+      }
+    }
+    if (!plan.valid()) {
+      bmx::BDenseOptions o;
+      o.max_threads = threads;
+      o.path = path;
+      const std::string err = bmx::bdense_prepare(rows, cols, num_hidden, e->packed.data(),
+                                                  scale_of(*e), bias, o, &plan);
+      if (!err.empty()) throw OpError(err);
+      if (e->dense.size() == kMaxPlansPerEntry) e->dense.erase(e->dense.begin());
+      e->dense.push_back({rows, bias, threads, path, plan});
+      cache.count_plan();
+    }
+  }
+  const char* err = bmx::bdense_run(plan, x, y, thread_workspace(plan.workspace_bytes()));
+  if (err != nullptr) throw OpError(err);
+}
+
+LayerCacheStats layer_cache_stats() { return layer_cache().stats(); }
 
 Scratch::Scratch(const OpResource& res, const std::vector<int64_t>& sizes) {
   constexpr int64_t kAlign = 16;  // floats: 64-byte aligned parts

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bmx_kernels.h"
 #include "mxnet/lib_api.h"
 
 namespace bmx_mx {
@@ -152,31 +153,66 @@ void expect_tensor(const MXTensor& t, const Shape& want, const char* name, const
 void check_packed_tail(const uint64_t* packed, int64_t runs, int64_t words, int64_t bits,
                        const std::string& inputs);
 
-// State shared by QConvolution and QFullyConnected: the XNOR-Net scale of the latent weights
-// and the packed copy of 1-bit latent weights, rebuilt only when the array or its version
-// changes (the key is only safe inside a persistent op state, see LIBAPI_NOTES section 3).
+// The XNOR-Net scale of latent weights, mean |W| per output channel (k-bit forward and every
+// backward; the 1-bit forward takes its scale from the layer cache below).
 class WeightCache {
  public:
   // mean |W| per output channel (channels rows of w), or null without scaling.
   const float* channel_scale(bool scaling, MXTensor& w, int64_t channels);
-  // Packed weights; `pack` fills `words` words from the float weights when the cache is stale.
-  template <typename Pack>
-  const uint64_t* packed(MXTensor& w, int64_t words, Pack&& pack) {
-    if (w.data_ptr != ptr_ || w.verID != ver_ || packed_.size() != static_cast<size_t>(words)) {
-      packed_.assign(static_cast<size_t>(words), 0);
-      pack(packed_.data());
-      ptr_ = w.data_ptr;
-      ver_ = w.verID;
-    }
-    return packed_.data();
-  }
 
  private:
   std::vector<float> scale_;
-  std::vector<uint64_t> packed_;
-  const void* ptr_ = nullptr;
-  size_t ver_ = 0;
 };
+
+// 1-bit layers through the process-wide layer cache
+// ---------------------------------------------------
+// Without hybridize(static_alloc=True, static_shape=True) MXNet creates the operator state anew
+// for every call (LIBAPI_NOTES section 3), so nothing kept in the state survives. The packed
+// weights (with the XNOR-Net scale) and the kernel plans of every 1-bit layer are therefore kept
+// in one process-wide cache instead, addressed by content: an entry holds the weights in the
+// kernel's layout, keyed by the layer kind, the weights' geometry and exactly what the kernel
+// reads from the weights, and one plan per call shape (data shape, bias array, thread count,
+// kernel path). The plan holds the validation, layout, border-correction table and work split,
+// so a call that hits does none of that again.
+//
+// Neither the weight array's address nor MXNet's version counter identifies its contents: freed
+// memory is reused at once (tests/test_op_cache.py), and a new array at the same address restarts
+// at the same version (LIBAPI_NOTES section 3). So every call reduces its weights to what the kernel
+// reads and compares that in full with the entry's copy (a hash only picks the candidates):
+//   * latent float weights: their sign bits in MXNet's order (one vectorised pass, pack_signs;
+//     the packed layout depends on the signs only) and, under scaling_mode='forward', mean |W|
+//     per output channel, bit for bit;
+//   * packed weights (model_converter's int64 words): the words, and the weight_scale input.
+// A cached result is therefore always the one the current weights give, whatever changed them
+// (an optimizer step, set_data, another array at a reused address). Entries are never changed
+// once made (a new one is made for new weights), so runs on several threads may share one.
+// Least recently used entries are dropped beyond 256 MiB of weights or 1024 entries.
+struct LayerWeights {
+  const float* latent = nullptr;     // float weights in MXNet's order, or
+  const uint64_t* packed = nullptr;  // the converter's packed words
+  int64_t count = 0;                 // floats (latent) or words (packed)
+  int64_t channels = 0;              // output channels (rows of the weights)
+  bool mean_abs_scale = false;       // latent + scaling_mode='forward': scale = mean |W|
+  const float* scale = nullptr;      // packed + scaling_mode='forward': the weight_scale input
+};
+
+// y = bconv2d(x, weights) * scale + bias through the cache (s.batch >= 1; shapes checked by the
+// caller). Packed weights are checked (check_packed_tail) when an entry is made from them.
+void cached_bconv2d(const bmx::BConv2DShape& s, const LayerWeights& w, const float* x,
+                    const float* bias, float* y);
+// The same for a dense layer: x is rows x cols, y rows x num_hidden.
+void cached_bdense(int64_t rows, int64_t cols, int64_t num_hidden, const LayerWeights& w,
+                   const float* x, const float* bias, float* y);
+
+// Counters of the layer cache since the library was loaded (tests, benchmarks).
+struct LayerCacheStats {
+  int64_t hits = 0;       // calls that reused an entry's weights
+  int64_t packs = 0;      // entries made (weights packed / copied, checked)
+  int64_t plans = 0;      // plans prepared
+  int64_t entries = 0;    // entries held now
+  int64_t bytes = 0;      // bytes of weights held now
+};
+LayerCacheStats layer_cache_stats();
 
 // Float scratch buffers of one operator call, from MXNet's temporary workspace (pooled: reused
 // across calls, so large buffers cost no page faults after the first step). MXNet gives an
@@ -193,7 +229,8 @@ class Scratch {
 
 // The lib_api state object of a weighted Q-op. Impl (built from the op's parsed parameters)
 // provides forward(inputs, output, res) and backward(inputs, outputs, res); errors become
-// "<kName>: message" MXNet errors. The state lives as long as MXNet keeps it (see WeightCache).
+// "<kName>: message" MXNet errors. The state lives as long as MXNet keeps it
+// (often one call only, hence the layer cache above).
 template <typename Impl>
 class StatefulOp : public mxnet::ext::CustomStatefulOp {
  public:

@@ -16,7 +16,6 @@
 //           db = sum(dy). alpha is treated as a constant (no gradient flows into it).
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -219,58 +218,6 @@ void epilogue(float* y, int64_t batch, int64_t channels, int64_t plane, const fl
 }
 
 // The operator's computation; StatefulOp<QConvState> (common.h) wraps it for lib_api.
-// The bconv2d plan of an op state (issue 12): prepared again only when the geometry, the weight
-// words, the weight array or its version, the scale or bias array or the thread count change.
-// The key is safe only inside a persistent state (LIBAPI_NOTES section 3); a state made per call
-// (imperative use) prepares every call, which is what bmx::bconv2d does anyway. Scale and bias
-// are read at run time through their pointers, so new values in the same arrays need no new plan;
-// the plan's correction table depends on the weights only.
-class ConvPlanCache {
- public:
-  void run(const bmx::BConv2DShape& s, const float* x, const bmx::word_t* packed,
-           const MXTensor& w, const float* scale, const float* bias, float* y, int threads) {
-    if (!plan_.valid() || !same_shape(s, plan_.shape()) || packed != packed_ ||
-        w.data_ptr != w_ptr_ || w.verID != w_ver_ || scale != scale_ || bias != bias_ ||
-        threads != threads_) {
-      bmx::BConv2DOptions o;
-      o.max_threads = threads;
-      const std::string err = bmx::bconv2d_prepare(s, packed, scale, bias, o, &plan_);
-      if (!err.empty()) throw OpError(err);
-      packed_ = packed;
-      w_ptr_ = w.data_ptr;
-      w_ver_ = w.verID;
-      scale_ = scale;
-      bias_ = bias;
-      threads_ = threads;
-      if (plan_.workspace_bytes() > workspace_bytes_) {
-        workspace_.reset(new unsigned char[static_cast<size_t>(plan_.workspace_bytes())]);
-        workspace_bytes_ = plan_.workspace_bytes();
-      }
-    }
-    const char* err = bmx::bconv2d_run(plan_, x, y, workspace_.get());
-    if (err != nullptr) throw OpError(err);
-  }
-
- private:
-  static bool same_shape(const bmx::BConv2DShape& a, const bmx::BConv2DShape& b) {
-    return a.batch == b.batch && a.in_channels == b.in_channels && a.in_h == b.in_h &&
-           a.in_w == b.in_w && a.out_channels == b.out_channels && a.kernel_h == b.kernel_h &&
-           a.kernel_w == b.kernel_w && a.stride_h == b.stride_h && a.stride_w == b.stride_w &&
-           a.pad_h == b.pad_h && a.pad_w == b.pad_w && a.dilate_h == b.dilate_h &&
-           a.dilate_w == b.dilate_w && a.groups == b.groups && a.pad_value == b.pad_value;
-  }
-
-  bmx::BConv2DPlan plan_;
-  const bmx::word_t* packed_ = nullptr;
-  const void* w_ptr_ = nullptr;
-  size_t w_ver_ = 0;
-  const float* scale_ = nullptr;
-  const float* bias_ = nullptr;
-  int threads_ = 0;
-  std::unique_ptr<unsigned char[]> workspace_;
-  int64_t workspace_bytes_ = 0;
-};
-
 class QConvState {
  public:
   static constexpr const char* kName = kOp;
@@ -298,26 +245,30 @@ class QConvState {
     const WeightedInputs io = p_.inputs();
     const float* bias = io.bias() >= 0 ? in[io.bias()].data<float>() : nullptr;
     float* y = out->data<float>();
-    if (p_.q.binarized_weights_only) {
-      const auto* packed = reinterpret_cast<const bmx::word_t*>(w.data<int64_t>());
-      check_packed_tail(packed, s.out_channels * s.kernel_h * s.kernel_w,
-                        bmx::words_for(s.group_in()), s.group_in(),
-                        "input channels per group");
-      if (s.batch == 0) return;
-      const float* scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
-      plans_.run(s, x.data<float>(), packed, w, scale, bias, y, max_threads());
+    if (s.batch == 0) {  // nothing to compute; packed weights are still checked
+      if (p_.q.binarized_weights_only) {
+        check_packed_tail(reinterpret_cast<const uint64_t*>(w.data<int64_t>()),
+                          s.out_channels * s.kernel_h * s.kernel_w, bmx::words_for(s.group_in()),
+                          s.group_in(), "input channels per group");
+      }
       return;
     }
-    if (s.batch == 0) return;
+    if (p_.q.binarized_weights_only || (p_.q.act_bit == 1 && p_.q.weight_bit == 1)) {
+      // 1-bit layer: packed weights and plan from the layer cache (common.h).
+      LayerWeights lw;
+      lw.channels = p_.num_filter;
+      lw.count = w.size();
+      if (p_.q.binarized_weights_only) {
+        lw.packed = reinterpret_cast<const uint64_t*>(w.data<int64_t>());
+        lw.scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
+      } else {
+        lw.latent = w.data<float>();
+        lw.mean_abs_scale = p_.q.scaling;
+      }
+      cached_bconv2d(s, lw, x.data<float>(), bias, y);
+      return;
+    }
     const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);
-    if (p_.q.act_bit == 1 && p_.q.weight_bit == 1) {
-      const bmx::word_t* packed = cache_.packed(w, bmx::bconv2d_packed_weight_words(s),
-                                                [&](bmx::word_t* out) {
-        bmx::pack_conv_weights(s, w.data<float>(), out);
-      });
-      plans_.run(s, x.data<float>(), packed, w, scale, bias, y, max_threads());
-      return;
-    }
     const ChunkPlan plan = plan_chunks(s);
     const Scratch buf(res, {x.size(), w.size(), plan.col_floats, plan.side_floats});
     float *xq = buf[0], *wq = buf[1];
@@ -403,7 +354,6 @@ class QConvState {
  private:
   ConvParams p_;
   WeightCache cache_;
-  ConvPlanCache plans_;
 };
 
 }  // namespace

@@ -159,23 +159,29 @@ class QFCState {
     const WeightedInputs io = p_.inputs();
     const float* bias = io.bias() >= 0 ? in[io.bias()].data<float>() : nullptr;
     float* y = out->data<float>();
-    if (p_.q.binarized_weights_only) {
-      const auto* packed = reinterpret_cast<const bmx::word_t*>(w.data<int64_t>());
-      check_packed_tail(packed, O, bmx::words_for(cols), cols, "in_units");
-      if (rows == 0) return;
-      const float* scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
-      bmx::bdense(rows, cols, O, x.data<float>(), packed, scale, bias, y, max_threads());
+    if (rows == 0) {  // nothing to compute; packed weights are still checked
+      if (p_.q.binarized_weights_only) {
+        check_packed_tail(reinterpret_cast<const uint64_t*>(w.data<int64_t>()), O,
+                          bmx::words_for(cols), cols, "in_units");
+      }
       return;
     }
-    if (rows == 0) return;
+    if (p_.q.binarized_weights_only || (p_.q.act_bit == 1 && p_.q.weight_bit == 1)) {
+      // 1-bit layer: packed weights and plan from the layer cache (common.h).
+      LayerWeights lw;
+      lw.channels = O;
+      lw.count = w.size();
+      if (p_.q.binarized_weights_only) {
+        lw.packed = reinterpret_cast<const uint64_t*>(w.data<int64_t>());
+        lw.scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
+      } else {
+        lw.latent = w.data<float>();
+        lw.mean_abs_scale = p_.q.scaling;
+      }
+      cached_bdense(rows, cols, O, lw, x.data<float>(), bias, y);
+      return;
+    }
     const float* scale = cache_.channel_scale(p_.q.scaling, w, O);
-    if (p_.q.act_bit == 1 && p_.q.weight_bit == 1) {
-      const bmx::word_t* packed = cache_.packed(w, O * bmx::words_for(cols), [&](bmx::word_t* out) {
-        bmx::pack_dense_weights(O, cols, w.data<float>(), out);
-      });
-      bmx::bdense(rows, cols, O, x.data<float>(), packed, scale, bias, y, max_threads());
-      return;
-    }
     const Scratch buf(res, {x.size(), w.size()});
     float *xq = buf[0], *wq = buf[1];
     bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq, x.size());
