@@ -362,3 +362,48 @@ def test_java_binding_matches_python(host_build, digits, tmp_path):
     want_mx = _mxnet(digits["symbol"], digits["params"], x)
     _close(got, want_mx)
     np.testing.assert_array_equal(got.argmax(1), digits["y"])
+
+
+def test_android_sample_digit_image(host_build, digits, tmp_path):
+    """The sample app's DigitImage (PGM reader + bilinear resize + /255, plain Java) against numpy
+    on a 40x36 digit, its refusals of bad files, and the bundled asset (a 3) through the model."""
+    if not _have_jdk():
+        pytest.skip("javac/java (a JDK 8+) are not installed: apt-get install "
+                    "openjdk-17-jdk-headless")
+    classes = str(tmp_path / "classes")
+    _checked(["javac", "-Xlint:all", "-Werror", "-d", classes,
+              os.path.join(ANDROID, "app", "src", "main", "java", "org", "bmxnet", "sample",
+                           "DigitImage.java"),
+              os.path.join(ANDROID, "test", "org", "bmxnet", "sample", "DigitImageTest.java")],
+             "javac")
+    big = _as_uint8(_bilinear(digits["x"][0, 0].astype(np.float64), 40, 36))
+    good = str(tmp_path / "digit.pgm")
+    _write_pnm(good, big)
+    bad = []
+    for name, data in (("p6.pgm", b"P6\n1 1\n255\n\0\0\0"),
+                       ("short.pgm", b"P5\n28 28\n255\n" + b"\0" * 5),
+                       ("wide.pgm", b"P5\n4097 1\n255\n"),
+                       ("nomax.pgm", b"P5\n2 2\n")):
+        bad.append(str(tmp_path / name))
+        with open(bad[-1], "wb") as f:
+            f.write(data)
+    out = str(tmp_path / "input.f32")
+    proc = _run(["java", "-cp", classes, "org.bmxnet.sample.DigitImageTest", "28", out, good]
+                + bad)
+    assert proc.returncode == 0 and "DigitImageTest: OK" in proc.stdout, proc.stdout
+    for path, message in zip(bad, ("not a binary PGM (P5)", "needs 784 bytes of pixels, but "
+                                   "only 5 follow", "width is larger than 4096",
+                                   "maxval is missing")):
+        assert "refused %s: " % path in proc.stdout and message in proc.stdout, proc.stdout
+    got = np.fromfile(out, dtype="<f4").reshape(28, 28)
+    want = _bilinear(big.astype(np.float64), 28, 28) / 255.0
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+    asset = os.path.join(ANDROID, "app", "src", "main", "assets", "digit.pgm")
+    proc = _run(["java", "-cp", classes, "org.bmxnet.sample.DigitImageTest", "28", out, asset])
+    assert proc.returncode == 0, proc.stdout
+    x = np.fromfile(out, dtype="<f4").reshape(SHAPE)
+    with open(asset, "rb") as f:
+        raw = np.frombuffer(f.read()[-784:], np.uint8).reshape(SHAPE)
+    np.testing.assert_array_equal(x, (raw / 255.0).astype(np.float32))
+    assert _mxnet(digits["symbol"], digits["params"], x).argmax() == 3
