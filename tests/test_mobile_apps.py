@@ -115,7 +115,7 @@ def host_build():
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
     _cmake_configure(HOST_BUILD, ["-DBMX_EXAMPLES_JNI=%s" % ("ON" if _have_jdk() else "OFF")])
-    targets = ["classify"] + (["bmxnet_jni"] if _have_jdk() else [])
+    targets = ["classify", "cbmxnet_shim"] + (["bmxnet_jni"] if _have_jdk() else [])
     _checked(["cmake", "--build", HOST_BUILD, JOBS, "--target"] + targets, "host build")
     return HOST_BUILD
 
@@ -407,3 +407,112 @@ def test_android_sample_digit_image(host_build, digits, tmp_path):
         raw = np.frombuffer(f.read()[-784:], np.uint8).reshape(SHAPE)
     np.testing.assert_array_equal(x, (raw / 255.0).astype(np.float32))
     assert _mxnet(digits["symbol"], digits["params"], x).argmax() == 3
+
+
+# ------------------------------------------------------------------------------------------
+# The iOS package's C target (CBmxnet), through ctypes
+# ------------------------------------------------------------------------------------------
+def _shim(build):
+    import ctypes
+    lib = ctypes.CDLL(os.path.join(build, "libcbmxnet_shim.so"))
+    lib.cbmx_digit_input.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                     ctypes.c_size_t, ctypes.c_void_p]
+    lib.cbmx_digit_input.restype = ctypes.c_int
+    return lib
+
+
+def _digit_reference(ink):
+    """The SwiftUI app's preprocessing (cbmxnet.h), written independently: square box around the
+    ink -> 32 x 32 on/off cells (mean ink >= 128, pixel centres binned) -> 4 x 4 counts -> the
+    demo's own digits_to_28x28."""
+    sys.path.insert(0, EXAMPLE)
+    from mnist_data import digits_to_28x28
+    ys, xs = np.nonzero(ink >= 128)
+    side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    ox = (xs.min() + xs.max() + 1) / 2.0 - side / 2.0
+    oy = (ys.min() + ys.max() + 1) / 2.0 - side / 2.0
+    yy, xx = np.mgrid[0:ink.shape[0], 0:ink.shape[1]]
+    cy = np.floor((yy + 0.5 - oy) * 32 / side).astype(int)
+    cx = np.floor((xx + 0.5 - ox) * 32 / side).astype(int)
+    inside = (cy >= 0) & (cy < 32) & (cx >= 0) & (cx < 32)
+    total, count = np.zeros((32, 32)), np.zeros((32, 32))
+    np.add.at(total, (cy[inside], cx[inside]), ink[inside].astype(np.float64))
+    np.add.at(count, (cy[inside], cx[inside]), 1)
+    on = total >= 128 * count
+    counts = on.reshape(8, 4, 8, 4).sum(axis=(1, 3))
+    return digits_to_28x28(counts[None].astype(np.float64))[0, 0]
+
+
+def _drawing(strokes, size=240, width=14):
+    """A white-on-black drawing of line segments ((x0, y0, x1, y1) in pixels), round pens."""
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    ink = np.zeros((size, size), np.uint8)
+    for x0, y0, x1, y1 in strokes:
+        dx, dy = x1 - x0, y1 - y0
+        t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+        near = (xx - x0 - t * dx) ** 2 + (yy - y0 - t * dy) ** 2 <= (width / 2.0) ** 2
+        ink[near] = 255
+    return ink
+
+
+def test_ios_digit_preprocessing(host_build, digits):
+    import ctypes
+    lib = _shim(host_build)
+    out = np.zeros(28 * 28, np.float32)
+    drawings = {
+        "seven": _drawing([(60, 50, 180, 50), (180, 50, 100, 200)]),
+        "one": _drawing([(120, 40, 124, 200)]),
+        "four": _drawing([(140, 40, 60, 140), (60, 140, 180, 140), (150, 80, 150, 210)],
+                         width=20),
+    }
+    for name, ink in drawings.items():
+        padded = np.zeros((ink.shape[0], ink.shape[1] + 13), np.uint8)  # row_bytes > width
+        padded[:, :ink.shape[1]] = ink
+        rc = lib.cbmx_digit_input(padded.ctypes.data, ink.shape[1], ink.shape[0],
+                                  padded.shape[1], out.ctypes.data)
+        assert rc == 0, name
+        np.testing.assert_allclose(out.reshape(28, 28), _digit_reference(ink), rtol=0,
+                                   atol=1e-6, err_msg=name)
+        assert out.reshape(28, 28)[:4].max() == 0 and out.max() > 0.25, name
+    # a blank canvas and bad arguments: -1, zeros, no crash
+    blank = np.zeros((50, 40), np.uint8)
+    out[:] = 7
+    assert lib.cbmx_digit_input(blank.ctypes.data, 40, 50, 40, out.ctypes.data) == -1
+    assert not out.any()
+    assert lib.cbmx_digit_input(None, 40, 50, 40, out.ctypes.data) == -1
+    assert lib.cbmx_digit_input(blank.ctypes.data, 40, 50, 39, out.ctypes.data) == -1
+    assert lib.cbmx_digit_input(blank.ctypes.data, 0, 50, 40, out.ctypes.data) == -1
+    assert lib.cbmx_digit_input(blank.ctypes.data, 40, 50, 40, None) == -1
+
+
+def test_ios_cbmx_run(host_build, digits):
+    """cbmx_run (what BmxnetModel.run in Swift calls) gives the Python binding's outputs; its
+    failures are a status with bmx_last_error set."""
+    import ctypes
+    lib = _shim(host_build)  # exports cbmx_* and the runtime's bmx_* (linked in)
+    for f in ("bmx_options_create", "bmx_options_set_input_shape", "bmx_model_load_files",
+              "bmx_predictor_create"):
+        getattr(lib, f).restype = ctypes.c_int
+    lib.bmx_last_error.restype = ctypes.c_char_p
+    lib.cbmx_run.restype = ctypes.c_int
+    lib.cbmx_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                             ctypes.c_size_t]
+    opts, model, pred = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+    dims = (ctypes.c_int64 * 4)(*SHAPE)
+    assert lib.bmx_options_create(ctypes.byref(opts)) == 0
+    assert lib.bmx_options_set_input_shape(opts, b"data", 4, dims) == 0
+    assert lib.bmx_model_load_files(digits["symbol"].encode(), digits["params"].encode(), opts,
+                                    ctypes.byref(model)) == 0, lib.bmx_last_error()
+    assert lib.bmx_predictor_create(model, ctypes.byref(pred)) == 0
+    x = np.ascontiguousarray(digits["x"], np.float32)
+    want = _runtime(digits["symbol"], digits["params"], x)
+    y = np.zeros(10, np.float32)
+    for i in range(len(x)):
+        assert lib.cbmx_run(pred, x[i].ctypes.data, 784, y.ctypes.data, 10) == 0
+        np.testing.assert_array_equal(y, want[i])
+    assert lib.cbmx_run(pred, x[0].ctypes.data, 783, y.ctypes.data, 10) == 1  # INVALID_ARGUMENT
+    assert b"784" in lib.bmx_last_error()
+    assert lib.cbmx_run(pred, x[0].ctypes.data, 784, y.ctypes.data, 9) == 1
+    lib.bmx_predictor_free(pred)
+    lib.bmx_model_free(model)
+    lib.bmx_options_free(opts)
