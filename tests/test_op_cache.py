@@ -171,6 +171,7 @@ def test_gluon_set_data_and_optimizer_steps(rng, hybridize):
         return wc
 
     before = check()
+    entries = _stats()["entries"]
     for _ in range(3):
         with mx.autograd.record():
             loss = (net(xs) * direction).sum()
@@ -179,6 +180,8 @@ def test_gluon_set_data_and_optimizer_steps(rng, hybridize):
         after = check()
         assert (np.sign(after) != np.sign(before)).any(), "the step flipped no sign"
         before = after
+    # each step's entries replaced the previous step's (made at the same addresses)
+    assert _stats()["entries"] <= entries
     conv.weight.set_data(mx.nd.array(rng.randn(8, 40, 3, 3)))
     dense.weight.set_data(mx.nd.array(rng.randn(5, 288)))
     check()

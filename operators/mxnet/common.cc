@@ -371,82 +371,91 @@ constexpr size_t kMaxPlansPerEntry = 8;
 constexpr size_t kMaxCacheBytes = size_t{256} << 20;
 constexpr size_t kMaxCacheEntries = 1024;
 
+// What a call's weights are compared with (common.h):
+//   kSigns   latent weights without scaling: their sign bits in MXNet's order;
+//   kFloats  latent weights with scaling_mode='forward': the floats themselves (the scale
+//            depends on every magnitude; comparing them costs less than computing mean |W|);
+//   kPacked  the converter's words, and the weight_scale input when there is one.
+enum class Compare { kSigns, kFloats, kPacked };
+
 struct Entry {
   LayerKind kind;
-  bool latent;
-  uint64_t hash;                  // of the sign bits / packed words and the scale
+  Compare compare;
   std::vector<int64_t> geometry;  // conv: O, C per group, kh, kw, groups; dense: O, in_units
+  const void* array;              // where the weights were: found first, replaced when changed
   std::vector<uint64_t> packed;   // the kernel's layout (plans point into it)
-  std::vector<uint64_t> signs;    // latent: the weights' sign bits in MXNet's order
+  std::vector<uint64_t> signs;    // kSigns: the weights' sign bits
+  std::vector<float> floats;      // kFloats: the weights
   std::vector<float> scale;       // empty without scaling (plans point into it)
   std::mutex mu;                  // guards the slots below
   std::vector<ConvSlot> conv;
   std::vector<DenseSlot> dense;
 
-  bool same_key(const Entry& o) const {
-    return kind == o.kind && latent == o.latent && hash == o.hash && geometry == o.geometry;
+  bool same_layer(LayerKind k, Compare c, const std::vector<int64_t>& g) const {
+    return kind == k && compare == c && geometry == g;
   }
   size_t bytes() const {
-    return (packed.size() + signs.size()) * sizeof(uint64_t) + scale.size() * sizeof(float);
+    return (packed.size() + signs.size()) * sizeof(uint64_t) +
+           (floats.size() + scale.size()) * sizeof(float);
   }
 };
 
-// What the kernel would read for the weights of this call: sign bits (latent) or packed words,
-// and the scale. Latent weights are reduced into buffers of the calling thread.
+// The weights of one call in the form entries keep (kSigns: reduced into a buffer of the
+// calling thread).
 struct Fingerprint {
-  const uint64_t* words = nullptr;
-  int64_t words_count = 0;
-  const float* scale = nullptr;  // channels values, or null
-  uint64_t hash = 0;
+  Compare compare;
+  const void* data = nullptr;  // signs or packed words (uint64_t), or floats
+  size_t bytes = 0;
+  const float* scale = nullptr;  // kPacked: the weight_scale input, or null
 };
-
-// 64-bit hash of n words (the multiply-xorshift mix of splitmix64 on a running state); equal
-// hashes only select the entry to compare in full, so collisions cost a comparison, never a
-// wrong result.
-inline uint64_t mix(uint64_t h, uint64_t v) {
-  h = (h ^ v) * 0x9E3779B97F4A7C15ull;
-  return h ^ (h >> 29);
-}
 
 Fingerprint fingerprint(const LayerWeights& w) {
   Fingerprint f;
-  if (!w.latent) {
-    f.words = w.packed;
-    f.words_count = w.count;
+  if (w.packed) {
+    f.compare = Compare::kPacked;
+    f.data = w.packed;
+    f.bytes = static_cast<size_t>(w.count) * sizeof(uint64_t);
     f.scale = w.scale;
+  } else if (w.mean_abs_scale) {
+    f.compare = Compare::kFloats;
+    f.data = w.latent;
+    f.bytes = static_cast<size_t>(w.count) * sizeof(float);
   } else {
     thread_local std::vector<uint64_t> signs;
-    thread_local std::vector<float> scale;
     signs.resize(static_cast<size_t>(bmx::words_for(w.count)));
     bmx::pack_signs(w.latent, w.count, signs.data());
-    f.words = signs.data();
-    f.words_count = static_cast<int64_t>(signs.size());
-    if (w.mean_abs_scale) {
-      scale.resize(static_cast<size_t>(w.channels));
-      bmx::channel_mean_abs(w.latent, w.channels, w.count / w.channels, scale.data());
-      f.scale = scale.data();
-    }
+    f.compare = Compare::kSigns;
+    f.data = signs.data();
+    f.bytes = signs.size() * sizeof(uint64_t);
   }
-  uint64_t h = static_cast<uint64_t>(f.words_count);
-  for (int64_t i = 0; i < f.words_count; ++i) h = mix(h, f.words[i]);
-  for (int64_t o = 0; f.scale && o < w.channels; ++o) {
-    uint32_t bits;
-    std::memcpy(&bits, f.scale + o, sizeof bits);
-    h = mix(h, bits);
-  }
-  f.hash = h;
   return f;
 }
 
+// True when e was made from weights equal to f's (memcmp stops at the first difference, so
+// entries of other weights cost little to reject).
 bool matches(const Entry& e, const Fingerprint& f, int64_t channels) {
-  const std::vector<uint64_t>& words = e.latent ? e.signs : e.packed;
-  if (static_cast<int64_t>(words.size()) != f.words_count ||
-      std::memcmp(words.data(), f.words, words.size() * sizeof(uint64_t)) != 0) {
-    return false;
+  const void* mine = nullptr;
+  size_t bytes = 0;
+  switch (e.compare) {
+    case Compare::kSigns:
+      mine = e.signs.data();
+      bytes = e.signs.size() * sizeof(uint64_t);
+      break;
+    case Compare::kFloats:
+      mine = e.floats.data();
+      bytes = e.floats.size() * sizeof(float);
+      break;
+    case Compare::kPacked:
+      mine = e.packed.data();
+      bytes = e.packed.size() * sizeof(uint64_t);
+      if ((f.scale != nullptr) == e.scale.empty()) return false;
+      if (f.scale && std::memcmp(e.scale.data(), f.scale,
+                                 static_cast<size_t>(channels) * sizeof(float)) != 0) {
+        return false;
+      }
+      break;
   }
-  if (!f.scale) return e.scale.empty();
-  return static_cast<int64_t>(e.scale.size()) == channels &&
-         std::memcmp(e.scale.data(), f.scale, e.scale.size() * sizeof(float)) == 0;
+  return bytes == f.bytes && std::memcmp(mine, f.data, bytes) == 0;
 }
 
 class LayerCache {
@@ -457,14 +466,27 @@ class LayerCache {
   std::shared_ptr<Entry> get(LayerKind kind, const LayerWeights& w,
                              const std::vector<int64_t>& geometry, Make&& make) {
     const Fingerprint f = fingerprint(w);
+    if (std::shared_ptr<Entry> found = find(kind, f, geometry, w)) return found;
     auto e = std::make_shared<Entry>();
     e->kind = kind;
-    e->latent = w.latent != nullptr;
-    e->hash = f.hash;
+    e->compare = f.compare;
     e->geometry = geometry;
-    if (std::shared_ptr<Entry> found = find(*e, f, w.channels)) return found;
-    if (e->latent) e->signs.assign(f.words, f.words + f.words_count);
-    if (f.scale) e->scale.assign(f.scale, f.scale + w.channels);
+    e->array = w.array;
+    switch (f.compare) {
+      case Compare::kSigns: {
+        const auto* words = static_cast<const uint64_t*>(f.data);
+        e->signs.assign(words, words + f.bytes / sizeof(uint64_t));
+        break;
+      }
+      case Compare::kFloats:
+        e->floats.assign(w.latent, w.latent + w.count);
+        e->scale.resize(static_cast<size_t>(w.channels));
+        bmx::channel_mean_abs(w.latent, w.channels, w.count / w.channels, e->scale.data());
+        break;
+      case Compare::kPacked:
+        if (f.scale) e->scale.assign(f.scale, f.scale + w.channels);
+        break;
+    }
     make(e.get());
     insert(e);
     return e;
@@ -484,18 +506,22 @@ class LayerCache {
   }
 
  private:
-  // The entry with key's key whose weights equal f (made most recently used), or null.
-  // Entries are immutable in what is compared, so the comparison runs outside the lock.
-  std::shared_ptr<Entry> find(const Entry& key, const Fingerprint& f, int64_t channels) {
+  // The entry of this layer kind and geometry whose weights equal f's (made most recently used),
+  // or null; the entry made at the same address is tried first. What is compared never changes
+  // once an entry is made, so the comparisons run outside the lock.
+  std::shared_ptr<Entry> find(LayerKind kind, const Fingerprint& f,
+                              const std::vector<int64_t>& geometry, const LayerWeights& w) {
     std::vector<std::shared_ptr<Entry>> candidates;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& e : lru_) {
-        if (e->same_key(key)) candidates.push_back(e);
+        if (!e->same_layer(kind, f.compare, geometry)) continue;
+        candidates.push_back(e);
+        if (e->array == w.array) std::swap(candidates.front(), candidates.back());
       }
     }
     for (const auto& e : candidates) {
-      if (!matches(*e, f, channels)) continue;
+      if (!matches(*e, f, w.channels)) continue;
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.hits;
       for (auto it = lru_.begin(); it != lru_.end(); ++it) {
@@ -509,9 +535,21 @@ class LayerCache {
     return nullptr;
   }
 
+  // Adds e as the most recently used entry. An entry made at the same address for the same
+  // layer holds weights that are no longer there (training steps would otherwise fill the
+  // cache with one entry per step): it goes. Then least recently used entries go while the
+  // cache is over its bounds.
   void insert(const std::shared_ptr<Entry>& e) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.packs;
+    for (auto it = lru_.begin(); it != lru_.end();) {
+      if ((*it)->array == e->array && (*it)->same_layer(e->kind, e->compare, e->geometry)) {
+        bytes_ -= (*it)->bytes();
+        it = lru_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     lru_.push_front(e);
     bytes_ += e->bytes();
     // Runs still holding an evicted entry keep it alive through their shared_ptr.
@@ -562,7 +600,7 @@ void cached_bconv2d(const bmx::BConv2DShape& s, const LayerWeights& w, const flo
   const std::vector<int64_t> geometry = {s.out_channels, s.group_in(), s.kernel_h, s.kernel_w,
                                          s.groups};
   const std::shared_ptr<Entry> e = cache.get(LayerKind::kConv, w, geometry, [&](Entry* n) {
-    if (n->latent) {
+    if (w.latent) {
       n->packed.assign(static_cast<size_t>(bmx::bconv2d_packed_weight_words(s)), 0);
       bmx::pack_conv_weights(s, w.latent, n->packed.data());
     } else {
@@ -604,7 +642,7 @@ void cached_bdense(int64_t rows, int64_t cols, int64_t num_hidden, const LayerWe
   LayerCache& cache = layer_cache();
   const std::vector<int64_t> geometry = {num_hidden, cols};
   const std::shared_ptr<Entry> e = cache.get(LayerKind::kDense, w, geometry, [&](Entry* n) {
-    if (n->latent) {
+    if (w.latent) {
       n->packed.assign(static_cast<size_t>(num_hidden * bmx::words_for(cols)), 0);
       bmx::pack_dense_weights(num_hidden, cols, w.latent, n->packed.data());
     } else {

@@ -169,25 +169,27 @@ class WeightCache {
 // Without hybridize(static_alloc=True, static_shape=True) MXNet creates the operator state anew
 // for every call (LIBAPI_NOTES section 3), so nothing kept in the state survives. The packed
 // weights (with the XNOR-Net scale) and the kernel plans of every 1-bit layer are therefore kept
-// in one process-wide cache instead, addressed by content: an entry holds the weights in the
-// kernel's layout, keyed by the layer kind, the weights' geometry and exactly what the kernel
-// reads from the weights, and one plan per call shape (data shape, bias array, thread count,
-// kernel path). The plan holds the validation, layout, border-correction table and work split,
-// so a call that hits does none of that again.
+// in one process-wide cache instead: an entry per layer kind, weight geometry and weight
+// contents holds the weights in the kernel's layout and one plan per call shape (data shape,
+// bias array, thread count, kernel path). The plan holds the validation, layout,
+// border-correction table and work split, so a call that hits does none of that again.
 //
 // Neither the weight array's address nor MXNet's version counter identifies its contents: freed
 // memory is reused at once (tests/test_op_cache.py), and a new array at the same address restarts
-// at the same version (LIBAPI_NOTES section 3). So every call reduces its weights to what the kernel
-// reads and compares that in full with the entry's copy (a hash only picks the candidates):
+// at the same version (LIBAPI_NOTES section 3). So every call compares, in full, what the kernel
+// reads from its weights with the entry's copy (the address only says which entry to try first):
 //   * latent float weights: their sign bits in MXNet's order (one vectorised pass, pack_signs;
-//     the packed layout depends on the signs only) and, under scaling_mode='forward', mean |W|
-//     per output channel, bit for bit;
+//     the packed layout depends on the signs only); under scaling_mode='forward' the floats
+//     themselves (mean |W| depends on every magnitude, and comparing costs less than computing
+//     it: the entry keeps a copy of the floats);
 //   * packed weights (model_converter's int64 words): the words, and the weight_scale input.
 // A cached result is therefore always the one the current weights give, whatever changed them
 // (an optimizer step, set_data, another array at a reused address). Entries are never changed
-// once made (a new one is made for new weights), so runs on several threads may share one.
-// Least recently used entries are dropped beyond 256 MiB of weights or 1024 entries.
+// once made (new weights make a new entry, which replaces the one made at the same address), so
+// runs on several threads may share one. Least recently used entries are dropped beyond
+// 256 MiB or 1024 entries.
 struct LayerWeights {
+  const void* array = nullptr;       // the weight array's address (which entry to try first)
   const float* latent = nullptr;     // float weights in MXNet's order, or
   const uint64_t* packed = nullptr;  // the converter's packed words
   int64_t count = 0;                 // floats (latent) or words (packed)

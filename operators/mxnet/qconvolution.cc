@@ -256,6 +256,7 @@ class QConvState {
     if (p_.q.binarized_weights_only || (p_.q.act_bit == 1 && p_.q.weight_bit == 1)) {
       // 1-bit layer: packed weights and plan from the layer cache (common.h).
       LayerWeights lw;
+      lw.array = w.data_ptr;
       lw.channels = p_.num_filter;
       lw.count = w.size();
       if (p_.q.binarized_weights_only) {

@@ -169,6 +169,7 @@ class QFCState {
     if (p_.q.binarized_weights_only || (p_.q.act_bit == 1 && p_.q.weight_bit == 1)) {
       // 1-bit layer: packed weights and plan from the layer cache (common.h).
       LayerWeights lw;
+      lw.array = w.data_ptr;
       lw.channels = O;
       lw.count = w.size();
       if (p_.q.binarized_weights_only) {
