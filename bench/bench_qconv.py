@@ -4,21 +4,32 @@ A benchmark, not a test. For ResNet-18's 3x3 shapes, a 1x1 shape and a 4096x4096
 times, at batch 1 and interleaved in one process, the packed 1-bit operator (weights packed as the
 model converter writes them, ``binarized_weights_only=True``; the input is float and its signs are
 packed on every call, as in a real network) against MXNet's own fp32 operator (oneDNN) on the same
-shape, and reports the median of >= 20 runs. It also measures the binary GEMM's bit-MAC/s
-against the xor + popcount + add peak of this CPU, measured here by a register-only loop, and a
-whole network: binary ResNet-18 (first conv and last dense float, converted) against float
-ResNet-18, batch 1, 224x224.
+shape, two ways: throughput (calls pipelined on MXNet's engine, median of >= 20 runs) and latency
+(one call at a time, waited for, alternating with the fp32 call; median and minimum). It measures
+the binary GEMM's and each layer's bit-MAC/s against the xor + popcount + add peak of this CPU on
+the running kernel path (a register-only loop of that path), and whole networks, batch 1,
+224x224, one call at a time the way users run them (plain ``hybridize()``):
+
+* a Gluon ``QConv2D(256, 3, padding=1)`` holding latent float weights vs ``nn.Conv2D``, 14x14;
+* Bi-Real Net-18 as trained (latent float weights), the same network converted
+  (``convert_checkpoint`` files loaded with ``SymbolBlock.imports``), and gluoncv's float
+  ResNet-18;
+* binary ResNet-18 (converted) vs float ResNet-18 under ``hybridize(static_alloc=True,
+  static_shape=True)``.
 
 Speeds are ratios against baselines measured in the same process; absolute times are printed only
 for orientation. Thread counts: the script runs itself once per setting with OMP_NUM_THREADS
-fixed (1 thread, then all cores), since MXNet fixes its OpenMP team size at start-up.
+fixed (1 thread, then all cores), since MXNet fixes its OpenMP team size at start-up. The
+targets of issue 12 (1 thread, stated for AVX2: run with ``BMXNET_KERNEL_PATHS=avx2`` on an
+AVX-512 CPU) are printed as met / not met at the end.
 
     python bench/bench_qconv.py            # both thread settings
     python bench/bench_qconv.py --quick    # fewer repetitions, for a smoke run
 
 The last line reads
-``speedup_256x14x14_1thread=<x> geomean=<y> gemm_peak_fraction=<z> resnet18_speedup=<w>``
-(geomean over the layer shapes, one thread). Targets: >= 8x, >= 6x, >= 0.70 and >= 3x.
+``speedup_256x14x14_1thread=<x> geomean=<y> gemm_peak_fraction=<z> resnet18_speedup=<w>
+qconv2d_hybridize_speedup=<a> bireal_latent_vs_converted=<b> bireal_converted_speedup=<c>``
+(geomean over the layer shapes, one thread).
 """
 import argparse
 import ctypes
@@ -76,6 +87,20 @@ def _interleaved(fns, repeats, min_seconds):
     return [statistics.median(s) for s in samples]
 
 
+def _latency(fns, repeats):
+    """(median, minimum) seconds of one call of each fn, waited for, the fns alternating."""
+    for fn in fns:
+        for _ in range(3):
+            fn().wait_to_read()
+    samples = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn().wait_to_read()
+            samples[i].append(time.perf_counter() - start)
+    return [(statistics.median(s), min(s)) for s in samples]
+
+
 def bench_layers(repeats, min_seconds):
     import mxnet as mx
 
@@ -103,8 +128,12 @@ def bench_layers(repeats, min_seconds):
             floating = lambda: mx.nd.FullyConnected(x, wf, num_hidden=cout, no_bias=True)
             macs = cout * cin
         tb, tf = _interleaved([binary, floating], repeats, min_seconds)
+        (lb, lb_min), (lf, lf_min) = _latency([binary, floating], max(repeats, 50))
         rows.append(dict(label=label, binary_ms=tb * 1e3, float_ms=tf * 1e3, speedup=tf / tb,
-                         binary_gmacs=macs / tb / 1e9, float_gmacs=macs / tf / 1e9))
+                         binary_gmacs=macs / tb / 1e9, float_gmacs=macs / tf / 1e9,
+                         lat_binary_ms=lb * 1e3, lat_binary_min_ms=lb_min * 1e3,
+                         lat_float_ms=lf * 1e3, lat_float_min_ms=lf_min * 1e3,
+                         lat_speedup=lf / lb))
     return rows, bmxnet.kernel_path()
 
 
@@ -164,10 +193,84 @@ def bench_resnet18(repeats, min_seconds):
     return dict(binary_ms=tb * 1e3, float_ms=tf * 1e3, speedup=tf / tb)
 
 
+def bench_networks(repeats):
+    """Latency (median, min ms) of whole networks run as users run them: plain hybridize()."""
+    import mxnet as mx
+    from gluoncv.model_zoo import get_model as gluoncv_model
+    from mxnet import gluon
+
+    import bmxnet.model_zoo
+    from bmxnet.converter import convert_checkpoint
+    from bmxnet.gluon import QConv2D
+
+    out = {}
+    x = mx.nd.array(np.random.RandomState(2).randn(1, 256, 14, 14))
+    layers = []
+    for cls in (QConv2D, gluon.nn.Conv2D):
+        layer = cls(256, 3, padding=1, in_channels=256)
+        layer.initialize(mx.init.Xavier())  # QConv2D: latent float weights, as training leaves
+        layer.hybridize()
+        layers.append(layer)
+    (qb, qb_min), (qf, qf_min) = _latency([lambda: layers[0](x), lambda: layers[1](x)],
+                                          max(repeats, 50))
+    out["qconv2d"] = dict(binary_ms=qb * 1e3, binary_min_ms=qb_min * 1e3, float_ms=qf * 1e3,
+                          float_min_ms=qf_min * 1e3, speedup=qf / qb)
+
+    x = mx.nd.array(np.random.RandomState(1).randn(1, 3, 224, 224))
+    latent = bmxnet.model_zoo.get_model("birealnet18")
+    latent.initialize(mx.init.Xavier())
+    latent.hybridize()
+    latent(x).wait_to_read()
+    with tempfile.TemporaryDirectory() as tmp:  # the converted files, loaded as a user would
+        prefix = os.path.join(tmp, "birealnet18")
+        latent.export(prefix)
+        files = convert_checkpoint(prefix + "-0000.params", data_shape=(1, 3, 224, 224)).files
+        converted = gluon.SymbolBlock.imports(files["symbol_out"], ["data"], files["params_out"])
+    converted.hybridize()
+    floating = gluoncv_model("resnet18_v1")
+    floating.initialize(mx.init.Xavier())
+    floating.hybridize()
+    diff = float(np.abs(latent(x).asnumpy() - converted(x).asnumpy()).max())
+    (lt, lt_min), (cv, cv_min), (fl, fl_min) = _latency(
+        [lambda: latent(x), lambda: converted(x), lambda: floating(x)], max(repeats, 10))
+    out["bireal"] = dict(latent_ms=lt * 1e3, latent_min_ms=lt_min * 1e3, converted_ms=cv * 1e3,
+                         converted_min_ms=cv_min * 1e3, float_ms=fl * 1e3,
+                         float_min_ms=fl_min * 1e3, latent_vs_converted=lt / cv,
+                         converted_speedup=fl / cv, max_abs_diff=diff)
+    return out
+
+
 def run_one(threads, repeats, min_seconds):
     layers, path = bench_layers(repeats, min_seconds)
-    return dict(threads=threads, path=path, layers=layers, gemm=bench_gemm(threads),
+    gemm = bench_gemm(threads)
+    for row in layers:
+        row["peak_fraction"] = row["binary_gmacs"] / gemm["peak_gbitmacs"]
+    return dict(threads=threads, path=path, layers=layers, gemm=gemm,
+                networks=bench_networks(repeats),
                 resnet18=bench_resnet18(max(5, repeats // 2), min_seconds))
+
+
+def _targets(one):
+    """Issue 12's targets (one thread; stated for AVX2) as (text, met) pairs."""
+    rows = {row["label"]: row for row in one["layers"]}
+    net = one["networks"]
+    out = []
+    for label, row in rows.items():
+        if label.startswith("conv3x3"):
+            out.append(("%s at >= 60%% of the popcount peak: %.0f%%"
+                        % (label, 100 * row["peak_fraction"]), row["peak_fraction"] >= 0.60))
+    one_by_one = rows["conv1x1 256ch 14x14"]
+    out.append(("conv1x1 256ch 14x14 >= 3x fp32: %.2fx (latency %.2fx)"
+                % (one_by_one["speedup"], one_by_one["lat_speedup"]),
+                one_by_one["speedup"] >= 3 and one_by_one["lat_speedup"] >= 3))
+    out.append(("QConv2D latent, plain hybridize() >= 3x nn.Conv2D (256ch 14x14): %.2fx"
+                % net["qconv2d"]["speedup"], net["qconv2d"]["speedup"] >= 3))
+    b = net["bireal"]
+    out.append(("Bi-Real-18 trained network within 1.2x of the converted files: %.2fx"
+                % b["latent_vs_converted"], b["latent_vs_converted"] <= 1.2))
+    out.append(("converted Bi-Real-18 >= 3.5x faster than float ResNet-18: %.2fx"
+                % b["converted_speedup"], b["converted_speedup"] >= 3.5))
+    return out
 
 
 def main():
@@ -190,12 +293,18 @@ def main():
                              env=env, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     print("kernel path: %s" % results[0]["path"])
-    print("| shape | threads | 1-bit ms | fp32 ms | speedup | 1-bit GMAC/s | fp32 GMAC/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("Throughput (pipelined calls) and latency (one call at a time, alternating with fp32; "
+          "median / min):")
+    print("| shape | threads | 1-bit ms | fp32 ms | speedup | 1-bit GMAC/s | of peak | "
+          "fp32 GMAC/s | 1-bit latency ms | fp32 latency ms | latency speedup |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         for row in r["layers"]:
             print("| {label} | {t} | {binary_ms:.3f} | {float_ms:.3f} | {speedup:.2f}x | "
-                  "{binary_gmacs:.0f} | {float_gmacs:.1f} |".format(t=r["threads"], **row))
+                  "{binary_gmacs:.0f} | {peak_fraction:.0%} | {float_gmacs:.1f} | "
+                  "{lat_binary_ms:.3f} / {lat_binary_min_ms:.3f} | "
+                  "{lat_float_ms:.3f} / {lat_float_min_ms:.3f} | {lat_speedup:.2f}x |"
+                  .format(t=r["threads"], **row))
     print()
     print("| threads | binary GEMM Gbit-MAC/s | peak Gbit-MAC/s | fraction |")
     print("| --- | --- | --- | --- |")
@@ -210,12 +319,38 @@ def main():
         n = r["resnet18"]
         print("| %d | %.2f | %.2f | %.2fx |" % (r["threads"], n["binary_ms"], n["float_ms"],
                                                 n["speedup"]))
+    print()
+    print("Networks, batch 1, plain hybridize(), latency median / min ms:")
+    print("| threads | QConv2D latent | nn.Conv2D | speedup | Bi-Real-18 trained | "
+          "Bi-Real-18 converted | float ResNet-18 | trained / converted | "
+          "float / converted |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        q, b = r["networks"]["qconv2d"], r["networks"]["bireal"]
+        print("| %d | %.3f / %.3f | %.3f / %.3f | %.2fx | %.1f / %.1f | %.1f / %.1f | "
+              "%.1f / %.1f | %.2fx | %.2fx |"
+              % (r["threads"], q["binary_ms"], q["binary_min_ms"], q["float_ms"],
+                 q["float_min_ms"], q["speedup"], b["latent_ms"], b["latent_min_ms"],
+                 b["converted_ms"], b["converted_min_ms"], b["float_ms"], b["float_min_ms"],
+                 b["latent_vs_converted"], b["converted_speedup"]))
     one = results[0]
+    print()
+    print("Targets of issue 12 (1 thread, kernel path %s; the targets are stated for avx2):"
+          % one["path"])
+    for text, met in _targets(one):
+        print("  %-8s %s" % ("met" if met else "NOT MET", text))
+    if one["networks"]["bireal"]["max_abs_diff"] != 0:
+        print("  WARNING: the converted Bi-Real-18 differs from the trained one by %g"
+              % one["networks"]["bireal"]["max_abs_diff"])
     key = next(row["speedup"] for row in one["layers"] if row["label"] == KEY_SHAPE)
     geo = float(np.exp(np.mean([np.log(row["speedup"]) for row in one["layers"]])))
+    net = one["networks"]
     print("speedup_256x14x14_1thread=%.2f geomean=%.2f gemm_peak_fraction=%.2f "
-          "resnet18_speedup=%.2f" % (key, geo, one["gemm"]["fraction"],
-                                     one["resnet18"]["speedup"]))
+          "resnet18_speedup=%.2f qconv2d_hybridize_speedup=%.2f bireal_latent_vs_converted=%.2f "
+          "bireal_converted_speedup=%.2f"
+          % (key, geo, one["gemm"]["fraction"], one["resnet18"]["speedup"],
+             net["qconv2d"]["speedup"], net["bireal"]["latent_vs_converted"],
+             net["bireal"]["converted_speedup"]))
 
 
 if __name__ == "__main__":
