@@ -45,7 +45,7 @@ def _run(cmd, timeout=600, **kwargs):
                           timeout=timeout, **kwargs)
 
 
-def _checked(cmd, what, log=None, **kwargs):
+def _checked(cmd, what, **kwargs):
     proc = _run(["nice", "-n", "5"] + cmd, **kwargs)
     if proc.returncode != 0:
         pytest.fail("%s failed (%d):\n%s" % (what, proc.returncode, proc.stdout[-6000:]),
@@ -122,7 +122,8 @@ def host_build():
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    """The make-demo model trained one epoch, converted; its test images and MXNet's logits."""
+    """The make-demo model trained one epoch, converted, and four test images (different digits)
+    that MXNet classifies correctly on the converted files."""
     sys.path.insert(0, EXAMPLE)
     import binary_mnist
     from bmxnet import converter
@@ -140,7 +141,7 @@ def digits(tmp_path_factory):
             picks.append(int(i))
         if len(picks) == 4:
             break
-    return {"symbol": symbol, "params": params, "folder": folder, "x": x[picks], "y": y[picks]}
+    return {"symbol": symbol, "params": params, "x": x[picks], "y": y[picks]}
 
 
 def _as_uint8(img):
@@ -455,8 +456,7 @@ def _drawing(strokes, size=240, width=14):
     return ink
 
 
-def test_ios_digit_preprocessing(host_build, digits):
-    import ctypes
+def test_ios_digit_preprocessing(host_build):
     lib = _shim(host_build)
     out = np.zeros(28 * 28, np.float32)
     drawings = {

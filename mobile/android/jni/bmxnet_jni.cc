@@ -20,7 +20,6 @@ namespace {
 struct Handle {
   bmx_model* model = nullptr;
   bmx_predictor* predictor = nullptr;
-  size_t input_count = 0;
   size_t output_count = 0;
 };
 
@@ -86,12 +85,10 @@ bmx_options* make_options(JNIEnv* env, jstring input_name, jintArray shape, jint
   return options;
 }
 
-size_t element_count(const bmx_model* model, bool output) {
+size_t output_element_count(const bmx_model* model) {
   int ndim = 0;
   const int64_t* dims = nullptr;
-  if ((output ? bmx_model_output_shape(model, 0, &ndim, &dims)
-              : bmx_model_input_shape(model, 0, &ndim, &dims)) != BMX_OK)
-    return 0;
+  if (bmx_model_output_shape(model, 0, &ndim, &dims) != BMX_OK) return 0;
   size_t n = 1;
   for (int i = 0; i < ndim; ++i) n *= static_cast<size_t>(dims[i]);
   return n;
@@ -119,8 +116,7 @@ jlong adopt(JNIEnv* env, bmx_model* model) {
     free_handle(h);
     return 0;
   }
-  h->input_count = element_count(model, false);
-  h->output_count = element_count(model, true);
+  h->output_count = output_element_count(model);
   return static_cast<jlong>(reinterpret_cast<intptr_t>(h));
 }
 
@@ -212,14 +208,17 @@ JNIEXPORT jstring JNICALL Java_org_bmxnet_BmxnetModel_nativeName(JNIEnv* env, jc
   return env->NewStringUTF(name ? name : "");
 }
 
-// Input 0 in (its length was checked by Java), forward, output 0 out.
+// Input 0 in, forward, output 0 out (Java checked the input's length first, for a clearer
+// message; the runtime checks it again).
 JNIEXPORT jfloatArray JNICALL Java_org_bmxnet_BmxnetModel_nativeRun(JNIEnv* env, jclass,
                                                                    jlong h, jfloatArray input) {
   Handle* hd = handle(h);
+  // the array's own length: the runtime refuses any other than the input's element count
+  const size_t count = static_cast<size_t>(env->GetArrayLength(input));
   void* in = env->GetPrimitiveArrayCritical(input, nullptr);
   if (!in) return nullptr;
   const bmx_status set = bmx_predictor_set_input(hd->predictor, 0, static_cast<const float*>(in),
-                                                 hd->input_count);
+                                                 count);
   env->ReleasePrimitiveArrayCritical(input, in, JNI_ABORT);
   // forward outside the critical region: the garbage collector may run meanwhile
   if (!check(env, set) || !check(env, bmx_predictor_forward(hd->predictor))) return nullptr;
