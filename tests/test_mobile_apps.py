@@ -353,11 +353,14 @@ def test_java_binding_matches_python(host_build, digits, tmp_path):
     bad = str(tmp_path / "bad.params")
     with open(bad, "wb") as f:
         f.write(b"\x12\x01\0\0\0\0\0\0" + b"\xff" * 64)
-    proc = _run(["java", "-Xss4m", "-Djava.library.path=%s" % os.path.join(host_build, "jni"),
+    # -Xcheck:jni: the JVM checks every JNI call of the binding (pending exceptions, critical
+    # regions, argument types) and reports misuse
+    proc = _run(["java", "-Xcheck:jni", "-Djava.library.path=%s" % os.path.join(host_build, "jni"),
                  "-cp", classes, "org.bmxnet.BmxnetModelTest", digits["symbol"],
                  digits["params"], "1,28,28", inputs, outputs, bad], timeout=300)
     assert proc.returncode == 0, proc.stdout
     assert "BmxnetModelTest: OK" in proc.stdout, proc.stdout
+    assert "WARNING in native method" not in proc.stdout, proc.stdout
     got = np.fromfile(outputs, dtype="<f4").reshape(len(x), 10)
     np.testing.assert_array_equal(got, _runtime(digits["symbol"], digits["params"], x))
     want_mx = _mxnet(digits["symbol"], digits["params"], x)
