@@ -216,6 +216,54 @@ def test_classify_resizes_and_normalises(host_build, digits, tmp_path):
         _close(scores, want_mx[classes])
 
 
+def _rgb_model(folder):
+    """A small float model with a 3-channel input (convolution 3->4, dense 10): the runtime runs
+    float layers too; enough to check the per-channel preprocessing."""
+    import mxnet as mx
+    rng = np.random.RandomState(5)
+    data = mx.sym.var("data")
+    net = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), name="conv")
+    net = mx.sym.FullyConnected(mx.sym.Flatten(mx.sym.Activation(net, act_type="relu")),
+                                num_hidden=10, name="fc")
+    symbol = os.path.join(folder, "rgb-symbol.json")
+    params = os.path.join(folder, "rgb-0000.params")
+    net.save(symbol)
+    mx.nd.save(params, {"arg:conv_weight": mx.nd.array(rng.randn(4, 3, 3, 3)),
+                        "arg:conv_bias": mx.nd.array(rng.randn(4)),
+                        "arg:fc_weight": mx.nd.array(rng.randn(10, 4 * 14 * 14) * 0.1),
+                        "arg:fc_bias": mx.nd.array(rng.randn(10))})
+    return symbol, params
+
+
+def test_classify_rgb_model_per_channel(host_build, tmp_path):
+    """--shape 1,3,16,16 with per-channel --mean/--std, on an RGB PPM and on a grey PGM
+    (replicated into the 3 channels), against numpy preprocessing + MXNet."""
+    symbol, params = _rgb_model(str(tmp_path))
+    rng = np.random.RandomState(6)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    flags = ["--shape", "1,3,16,16", "--mean", "0.485,0.456,0.406", "--std",
+             "0.229,0.224,0.225", "--resize", "nearest", "--top", "3", "--runs", "1"]
+    rgb = rng.randint(0, 256, size=(32, 24, 3)).astype(np.uint8)
+    grey = rng.randint(0, 256, size=(16, 16)).astype(np.uint8)
+    for name, pixels in (("rgb.ppm", rgb), ("grey.pgm", grey)):
+        path = str(tmp_path / name)
+        _write_pnm(path, pixels)
+        chw = pixels.transpose(2, 0, 1) if pixels.ndim == 3 else np.stack([pixels] * 3)
+        small = np.stack([_nearest(c.astype(np.float64), 16, 16) for c in chw])
+        x = ((small / 255.0 - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Cannot decide type")
+            from mxnet import gluon
+            import mxnet as mx
+            want = gluon.SymbolBlock.imports(symbol, ["data"], params)(
+                mx.nd.array(x[None])).asnumpy()[0]
+        proc = _run([os.path.join(host_build, "classify"), symbol, params, path] + flags)
+        assert proc.returncode == 0, proc.stdout
+        classes, scores, _ = _parse(proc.stdout)
+        assert classes == list(np.argsort(-want, kind="stable")[:3]), (name, proc.stdout, want)
+        _close(scores, want[classes])
+
+
 HOSTILE = [
     ("ascii.pgm", b"P2\n2 2\n255\n0 1 2 3\n", "not a binary PGM (P5) or PPM (P6)"),
     ("png.pgm", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "not a binary PGM (P5) or PPM (P6)"),
