@@ -76,7 +76,7 @@ struct ContentView: View {
                 return
             }
             result = outcome.top.enumerated().map { rank, p in
-                String(format: "%d. digit %d  %5.1f %%", rank + 1, p.digit, 100 * p.probability)
+                String(format: "%ld. digit %ld  %5.1f %%", rank + 1, p.digit, 100 * p.probability)
             }.joined(separator: "\n") + String(format: "\n\n%.3f ms (runtime %@)",
                                                outcome.milliseconds, BmxnetModel.runtimeVersion)
         } catch {

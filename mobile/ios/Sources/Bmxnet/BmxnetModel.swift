@@ -22,6 +22,11 @@ public struct BmxnetError: Error, CustomStringConvertible {
     /// The runtime's message (bmx_last_error()).
     public let message: String
 
+    public init(status: String, message: String) {
+        self.status = status
+        self.message = message
+    }
+
     public var description: String { "\(status): \(message)" }
 
     /// The error of the call that just returned `status` on this thread.
@@ -129,9 +134,12 @@ public final class BmxnetModel {
         let status = bmx_options_create(&created)
         guard status == BMX_OK, let options = created else { throw BmxnetError.last(status) }
         let dims = inputShape.map { Int64($0) }
-        for step in [{ bmx_options_set_input_shape(options, inputName, Int32(dims.count), dims) },
-                     { bmx_options_set_num_threads(options, Int32(clamping: numThreads)) },
-                     { bmx_options_set_kernel_path(options, kernelPath) }] {
+        let steps: [() -> bmx_status] = [
+            { bmx_options_set_input_shape(options, inputName, Int32(dims.count), dims) },
+            { bmx_options_set_num_threads(options, Int32(clamping: numThreads)) },
+            { bmx_options_set_kernel_path(options, kernelPath) },
+        ]
+        for step in steps {
             let status = step()
             if status != BMX_OK {
                 let error = BmxnetError.last(status)
