@@ -338,7 +338,7 @@ void check_packed_tail(const uint64_t* packed, int64_t runs, int64_t words, int6
   }
 }
 
-const float* WeightCache::channel_scale(bool scaling, MXTensor& w, int64_t channels) {
+const float* ChannelScale::of(bool scaling, MXTensor& w, int64_t channels) {
   if (!scaling) return nullptr;
   scale_.resize(static_cast<size_t>(channels));
   bmx::channel_mean_abs(w.data<float>(), channels, w.size() / channels, scale_.data());

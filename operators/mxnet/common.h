@@ -155,10 +155,10 @@ void check_packed_tail(const uint64_t* packed, int64_t runs, int64_t words, int6
 
 // The XNOR-Net scale of latent weights, mean |W| per output channel (k-bit forward and every
 // backward; the 1-bit forward takes its scale from the layer cache below).
-class WeightCache {
+class ChannelScale {
  public:
   // mean |W| per output channel (channels rows of w), or null without scaling.
-  const float* channel_scale(bool scaling, MXTensor& w, int64_t channels);
+  const float* of(bool scaling, MXTensor& w, int64_t channels);
 
  private:
   std::vector<float> scale_;

@@ -269,7 +269,7 @@ class QConvState {
       cached_bconv2d(s, lw, x.data<float>(), bias, y);
       return;
     }
-    const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);
+    const float* scale = scale_.of(p_.q.scaling, w, p_.num_filter);
     const ChunkPlan plan = plan_chunks(s);
     const Scratch buf(res, {x.size(), w.size(), plan.col_floats, plan.side_floats});
     float *xq = buf[0], *wq = buf[1];
@@ -316,7 +316,7 @@ class QConvState {
       return;
     }
     // g = dy * alpha (alpha is a constant per output channel).
-    const float* scale = cache_.channel_scale(p_.q.scaling, w, p_.num_filter);
+    const float* scale = scale_.of(p_.q.scaling, w, p_.num_filter);
     const ChunkPlan plan = plan_chunks(s);
     const int64_t chunk = plan.images;
     const Scratch buf(res, {scale ? dy_t.size() : 0, x.size(), w.size(), plan.col_floats,
@@ -354,7 +354,7 @@ class QConvState {
 
  private:
   ConvParams p_;
-  WeightCache cache_;
+  ChannelScale scale_;
 };
 
 }  // namespace

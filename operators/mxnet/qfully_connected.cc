@@ -182,7 +182,7 @@ class QFCState {
       cached_bdense(rows, cols, O, lw, x.data<float>(), bias, y);
       return;
     }
-    const float* scale = cache_.channel_scale(p_.q.scaling, w, O);
+    const float* scale = scale_.of(p_.q.scaling, w, O);
     const Scratch buf(res, {x.size(), w.size()});
     float *xq = buf[0], *wq = buf[1];
     bmx::quantize_activations(p_.q.act_bit, x.data<float>(), xq, x.size());
@@ -228,7 +228,7 @@ class QFCState {
       std::fill(dw, dw + w.size(), 0.f);
       return;
     }
-    const float* scale = cache_.channel_scale(p_.q.scaling, w, O);
+    const float* scale = scale_.of(p_.q.scaling, w, O);
     const Scratch buf(res, {scale ? rows * O : 0, x.size(), w.size()});
     float *xq = buf[1], *wq = buf[2];
     if (scale) {
@@ -246,7 +246,7 @@ class QFCState {
 
  private:
   FCParams p_;
-  WeightCache cache_;
+  ChannelScale scale_;
 };
 
 }  // namespace
