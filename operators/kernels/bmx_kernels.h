@@ -203,7 +203,8 @@ void bconv2d_reference(const BConv2DShape& s, const float* input, const float* w
 // zero-padding correction table, the bit-output thresholds, the work split and the workspace
 // size); bconv2d_run then only sequences packing, GEMM panels and the output transform over a
 // caller-owned workspace and allocates nothing. bconv2d() above is prepare + run with a
-// thread-local workspace (what the MXNet operators call).
+// thread-local workspace; the MXNet operators keep prepared plans in a process-wide cache
+// (operators/mxnet/common.cc) and the standalone runtime one per layer (mobile/runtime/).
 struct BConv2DOptions {
   ActivationFormat input_format = ActivationFormat::kFloat;  // kBits: input in input_layout()
   ActivationFormat output_format = ActivationFormat::kFloat;
