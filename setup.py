@@ -48,7 +48,9 @@ class CMakeBuild(build_ext):
         if self.editable_mode:
             # The editable install puts the library into the source tree (bmxnet/lib/ holds only
             # build outputs, so a fresh clone lacks it). Its CMake tree stays in build/<name>
-            # across rebuilds.
+            # across rebuilds. setuptools then copies the library into the source tree, whose
+            # folder must exist.
+            os.makedirs(os.path.join(ROOT, *ext.name.split(".")[:-1]), exist_ok=True)
             build_dir = os.path.join(ROOT, "build", ext.tree)
         else:
             # Wheels (pip install . / pip wheel .) configure against another mxnet and Python
