@@ -450,3 +450,24 @@ def test_hostile_files_raise_runtime_model_error(zoo_files, tmp_path):
             assert status == "BMX_ERROR_FORMAT", (case, line)
     assert "LRN" in results["unsupported_operator"]
     assert results["unsupported_operator"].startswith("BMX_ERROR_UNSUPPORTED")
+
+
+def test_data_shape_from_the_json_hint(zoo_files, tmp_path):
+    """Without input_shapes the data shape comes from the data variable's ``__shape__``; a hint
+    with a negative dimension is a damaged file (BMX_ERROR_FORMAT naming it), not "no shape"."""
+    symbol_file, params_file = zoo_files["binary_lenet"]
+    graph = json.load(open(symbol_file))
+    data = next(n for n in graph["nodes"] if n["op"] == "null" and n["name"] == "data")
+    outputs = {}
+    for case, hint in (("hinted", "(1, 1, 28, 28)"), ("negative", "(1, 1, -28, 28)")):
+        data.setdefault("attrs", {})["__shape__"] = hint
+        path = str(tmp_path / (case + "-symbol.json"))
+        with open(path, "w") as f:
+            json.dump(graph, f)
+        try:
+            outputs[case] = runtime.Model(path, params_file).input_shapes
+        except runtime.RuntimeModelError as err:
+            outputs[case] = (err.status, err.message)
+    assert outputs["hinted"] == ((1, 1, 28, 28),)
+    status, message = outputs["negative"]
+    assert status == "BMX_ERROR_FORMAT" and "negative" in message and "'data'" in message

@@ -187,7 +187,15 @@ void Compiler::find_inputs() {
       shape = opt->second;
       used_options.insert(node.name);
     } else if (node.attrs.count("__shape__")) {
-      const std::string err = parse_int_tuple(node.attrs.at("__shape__"), &shape);
+      const std::string& text = node.attrs.at("__shape__");
+      const std::string err = parse_int_tuple(text, &shape);
+      for (int64_t d : err.empty() ? shape : Shape()) {
+        if (d < 0) {  // 0 is MXNet's "unknown"; a negative size is a damaged file
+          throw Error(BMX_ERROR_FORMAT, "input '" + node.name + "' has __shape__ " + text +
+                      " with a negative dimension; fix the json, or set the shape with "
+                      "bmx_options_set_input_shape");
+        }
+      }
       if (!err.empty() || !shape_known(shape)) shape.clear();
     }
     if (!shape_known(shape)) {
