@@ -26,43 +26,53 @@ LIB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "libb
 OPS = ("QConvolution", "QFullyConnected", "QActivation")
 
 
-def _load_library():
-    """Loads libbmxnet_ops.so into MXNet unless its operators are registered already.
+# In a kvstore server or scheduler process (DMLC_ROLE, set by mxnet.tools.launch), MXNet runs the
+# server loop inside its own `import mxnet` and exits after it: mxnet stays half-initialised there.
+# The only part of bmxnet a server needs is the optimizers it unpickles from the workers
+# (gluon.Trainer's set_optimizer), so only they are imported; the operator library, the layers and
+# the converters (which need a complete mxnet) are not.
+_KVSTORE_SERVER = os.environ.get("DMLC_ROLE") in ("server", "scheduler")
 
-    MXNet accepts an operator name at most twice per process, so the check must come first.
-    """
-    if all(hasattr(mx.nd, op) for op in OPS):
-        return
-    if not os.path.exists(LIB_PATH):
-        raise ImportError(
-            "bmxnet's operator library is missing at %s; build it with `pip install -e .` "
-            "(or `make test`, which does that) from the bmxnet checkout" % LIB_PATH)
-    mx.library.load(LIB_PATH, verbose=False)
+if _KVSTORE_SERVER:
+    from . import optimizer  # noqa: F401
+else:
+    def _load_library():
+        """Loads libbmxnet_ops.so into MXNet unless its operators are registered already.
 
-
-_load_library()
-
-
-def kernel_path():
-    """Name of the kernel path the 1-bit layers run on: 'avx512', 'avx2', 'neon', 'scalar' or
-    'reference' (chosen from the CPU at first use; ``BMXNET_KERNEL_PATHS`` narrows it)."""
-    import ctypes
-    lib = ctypes.CDLL(LIB_PATH)
-    lib.bmxnet_kernel_path.restype = ctypes.c_char_p
-    return lib.bmxnet_kernel_path().decode()
+        MXNet accepts an operator name at most twice per process, so the check must come first.
+        """
+        if all(hasattr(mx.nd, op) for op in OPS):
+            return
+        if not os.path.exists(LIB_PATH):
+            raise ImportError(
+                "bmxnet's operator library is missing at %s; build it with `pip install -e .` "
+                "(or `make test`, which does that) from the bmxnet checkout" % LIB_PATH)
+        mx.library.load(LIB_PATH, verbose=False)
 
 
-from . import ops, shape_inference  # noqa: E402  (needs the operators registered)
+    _load_library()
 
-ops.install()
-shape_inference.install()
 
-from . import gluon, optimizer, quantizers  # noqa: E402  (optimizer registers 'bop')
-from . import model_zoo  # noqa: E402
-from .binarize import binarize  # noqa: E402
-from .summary import summary  # noqa: E402
-from . import converter, legacy  # noqa: E402  (bmxnet.converter / bmxnet.legacy after import bmxnet)
-from . import onnx  # noqa: E402,F401  (mx.onnx.export_model handles the Q-operators)
+    def kernel_path():
+        """Name of the kernel path the 1-bit layers run on: 'avx512', 'avx2', 'neon', 'scalar' or
+        'reference' (chosen from the CPU at first use; ``BMXNET_KERNEL_PATHS`` narrows it)."""
+        import ctypes
+        lib = ctypes.CDLL(LIB_PATH)
+        lib.bmxnet_kernel_path.restype = ctypes.c_char_p
+        return lib.bmxnet_kernel_path().decode()
+
+
+    from . import ops, shape_inference  # noqa: E402  (needs the operators registered)
+
+    ops.install()
+    shape_inference.install()
+
+    from . import gluon, optimizer, quantizers  # noqa: E402  (optimizer registers 'bop')
+    from . import model_zoo  # noqa: E402
+    from .binarize import binarize  # noqa: E402
+    from .summary import summary  # noqa: E402
+    from . import converter, legacy  # noqa: E402  (bmxnet.converter / bmxnet.legacy after import bmxnet)
+    from . import onnx  # noqa: E402,F401  (mx.onnx.export_model handles the Q-operators)
 
 __all__ = ["gluon", "ops", "optimizer", "quantizers", "model_zoo", "binarize", "summary",
            "converter", "legacy", "onnx", "kernel_path", "LIB_PATH", "OPS"]

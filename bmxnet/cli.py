@@ -54,6 +54,7 @@ from mxnet import autograd, gluon
 from . import model_zoo
 from . import optimizer as bopt
 from .data import DATASETS, DataError, get_dataset
+from .distributed import ShardIterator, Watchdog, verify_first_step
 from .graph import ConversionError, error_line, read_params_file
 
 __all__ = ["main", "train", "build_parser", "HPARAM_SETS", "RECIPES", "parse_hparams",
@@ -66,6 +67,7 @@ HPARAM_SETS["bireal"] = {"learning_rate": 5e-3, "lr_schedule": "linear", "wd": 0
 RECIPES = {"bireal": {"optimizer": "adam", "hparams_set": "bireal", "two_step": True}}
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1, "bop": 1e-3}
+KVSTORES = ("local", "device", "dist_sync", "dist_async")
 SCHEDULE_KEYS = ("lr_schedule", "lr_step_epochs", "lr_step_factor", "gamma_decay_epochs",
                  "batch_size", "epochs")
 
@@ -236,11 +238,13 @@ def _signs(params):
 
 
 def _export(net, out_dir, prefix, epoch, trainer):
-    """Writes PREFIX-symbol.json, PREFIX-NNNN.params and .states through a temp dir + rename."""
+    """Writes PREFIX-symbol.json, PREFIX-NNNN.params and .states (unless ``trainer`` is None)
+    through a temp dir + rename."""
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=out_dir)
     try:
         net.export(os.path.join(tmp, prefix), epoch=epoch)
-        trainer.save_states(os.path.join(tmp, "%s-%04d.states" % (prefix, epoch)))
+        if trainer is not None:
+            trainer.save_states(os.path.join(tmp, "%s-%04d.states" % (prefix, epoch)))
         for name in os.listdir(tmp):
             os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
     finally:
@@ -335,11 +339,16 @@ def _plot(path, rows, title):
 
 
 def _run_stage(net, ds, ctx, trainer, epochs, out_dir, prefix, stage, history, start_epoch,
-               progress, log):
+               progress, log, dist=None):
+    """``dist``: None, or for a dist kvstore a dict with ``rank``, ``num_workers`` and
+    ``watchdog``."""
     from tqdm import tqdm
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     binary = _binary_params(net)
     path = None
+    num_workers = dist["num_workers"] if dist else 1
+    writer = dist is None or dist["rank"] == 0  # only rank 0 writes files
+    check = dist is not None  # the first update is checked (a server may have failed to load it)
     for epoch in range(start_epoch + 1, epochs + 1):
         t0 = time.time()
         before = _signs(binary)
@@ -354,7 +363,17 @@ def _run_stage(net, ds, ctx, trainer, epochs, out_dir, prefix, stage, history, s
                 out = net(x)
                 loss = loss_fn(out, y)
             loss.backward()
-            trainer.step(x.shape[0])
+            if check:
+                params = list(net.collect_params().values())
+                values = [p.data().asnumpy() for p in params]
+            # the gradients of all workers are summed: normalise by the global batch
+            trainer.step(x.shape[0] * num_workers)
+            if check:
+                verify_first_step(params, values, binary if isinstance(
+                    trainer._optimizer, bopt.Bop) else ())
+                check = False
+            if dist:
+                dist["watchdog"].beat()
             loss_sum += loss.sum().asscalar()
             correct += (out.argmax(axis=1) == y.astype(out.dtype)).sum().asscalar()
             total += x.shape[0]
@@ -369,8 +388,13 @@ def _run_stage(net, ds, ctx, trainer, epochs, out_dir, prefix, stage, history, s
                "lr": trainer.learning_rate, "flip_rate": flips / nbin if nbin else 0.0,
                "seconds": time.time() - t0}
         history.append(row)
-        path = _export(net, out_dir, prefix, epoch, trainer)
-        _write_history(os.path.join(out_dir, "%s-metrics.csv" % prefix), history)
+        if writer:
+            path = _export(net, out_dir, prefix, epoch, None if dist else trainer)
+            _write_history(os.path.join(out_dir, "%s-metrics.csv" % prefix), history)
+        else:
+            path = os.path.join(out_dir, "%s-%04d.params" % (prefix, epoch))
+        if dist:
+            dist["watchdog"].beat()
         log("%s epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | flips %.4f%% | "
             "%.1fs" % (stage, epoch, row["train_loss"], row["train_acc"], val_loss, val_acc,
                        100 * row["flip_rate"], row["seconds"]))
@@ -380,12 +404,22 @@ def _run_stage(net, ds, ctx, trainer, epochs, out_dir, prefix, stage, history, s
 def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=None,
           hparams_set=None, recipe=None, epochs=None, batch_size=None, out_dir="checkpoints",
           prefix=None, resume=False, num_train=None, num_val=None, seed=0, model_kwargs=None,
-          progress=True, plot=True, kvstore="device", log=print):
+          progress=True, plot=True, kvstore="device", dist_timeout=600, log=print):
     """Trains a model of the zoo on a data set; the Python form of ``bmxnet train``.
 
     ``epochs`` and ``batch_size`` default to the hyperparameters' ``epochs`` / ``batch_size``,
     then to 10 and 64; ``optimizer`` to the recipe's, to bop with a Bop hyperparameter set, else
     adam.
+
+    ``kvstore``: ``'local'``, ``'device'`` or, in a process started by MXNet's launcher,
+    ``'dist_sync'`` / ``'dist_async'``. With a dist kvstore ``batch_size`` is per worker: each
+    step of worker ``r`` of ``N`` takes rows ``[r*B, (r+1)*B)`` of a global batch of ``N*B``
+    (the same order as one worker with batch ``N*B``), gradients are averaged over the global
+    batch, so the learning rate is that of batch ``N*B``; only rank 0 writes files. The
+    optimizers run on the kvstore servers (MXNet's default for dist): their state is not
+    checkpointed (MXNet cannot save it from a worker) and ``resume`` restarts it. A worker that
+    makes no progress for ``dist_timeout`` seconds (a peer or server died) stops with exit
+    status 3.
 
     Returns
     -------
@@ -449,11 +483,36 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
     if two_step and epochs < 2:
         raise UsageError("recipe %r trains in two steps of half the epochs each: --epochs must "
                          "be >= 2, got %d" % (recipe, epochs))
+    if kvstore not in KVSTORES:
+        raise UsageError("kvstore must be one of %s, got %r" % (", ".join(KVSTORES), kvstore))
+    dist = None
+    if kvstore.startswith("dist"):
+        if two_step:
+            raise UsageError("recipe %r is not supported with --kvstore %s; train each step "
+                             "as its own run" % (recipe, kvstore))
+        if dataset == "imagenet":
+            raise UsageError("--kvstore %s shards in-memory data sets (digits, mnist, cifar10), "
+                             "not imagenet" % kvstore)
+        if not _is_number(dist_timeout) or dist_timeout <= 0:
+            raise UsageError("dist_timeout must be a number > 0, got %r" % (dist_timeout,))
+        if "DMLC_ROLE" not in os.environ:
+            raise UsageError("--kvstore %s needs the processes of MXNet's launcher: run `bmxnet "
+                             "launch -n WORKERS -s SERVERS --launcher local bmxnet train ...`"
+                             % kvstore)
+        kv = mx.kv.create(kvstore)
+        dist = {"rank": kv.rank, "num_workers": kv.num_workers}
+        kvstore = kv
     mx.random.seed(seed)
     np.random.seed(seed)
     ctx = mx.cpu()
-    ds = get_dataset(dataset, data_dir, batch_size, num_train=num_train, num_val=num_val,
+    nw = dist["num_workers"] if dist else 1
+    ds = get_dataset(dataset, data_dir, batch_size * nw, num_train=num_train, num_val=num_val,
                      seed=seed)
+    if dist:
+        ds.train = ShardIterator(ds.train, dist["rank"], nw, batch_size)
+        if len(ds.train) == 0:
+            raise UsageError("%d training examples make no global batch of %d workers x %d"
+                             % (ds.num_train, nw, batch_size))
     steps = len(ds.train) if hasattr(ds.train, "__len__") else \
         max(1, (ds.num_train or batch_size) // batch_size)
     kw = _model_kwargs(model, ds, model_kwargs)
@@ -491,30 +550,43 @@ def train(model, *, dataset="digits", data_dir=None, optimizer=None, hparams=Non
                 p.set_data(src[name].data())
         trainer = _make_trainer(net, optimizer, hp, steps, n_epochs, kvstore)
         if done:
-            _load_export(net, os.path.join(out_dir, "%s-%04d.params" % (pfx, done)), ctx)
             states = os.path.join(out_dir, "%s-%04d.states" % (pfx, done))
-            if os.path.exists(states):
+            if dist:
+                log("%s: the optimizer state lives on the kvstore servers and is not "
+                    "checkpointed; it restarts from zero" % kvstore.type)
+            elif os.path.exists(states):
                 try:
                     trainer.load_states(states)
                 except Exception as e:  # a pickle or MXNet error from a damaged file
                     raise DataError("cannot resume from %s: %s (%s); delete it to resume with "
                                     "fresh optimizer state" % (states, type(e).__name__,
                                                                error_line(e))) from None
+            _load_export(net, os.path.join(out_dir, "%s-%04d.params" % (pfx, done)), ctx)
             log("resumed %s from epoch %d" % (pfx, done))
             if done >= n_epochs:
                 log("%s: the checkpoint already has epoch %d of %d; nothing to train"
                     % (pfx, done, n_epochs))
         history = [r for r in history if not (r["stage"] == stage and r["epoch"] > done)]
-        os.makedirs(out_dir, exist_ok=True)  # only now: a usage error leaves nothing behind
-        p = _run_stage(net, ds, ctx, trainer, n_epochs, out_dir, pfx, stage, history, done,
-                       progress, log)
+        if dist is None or dist["rank"] == 0:
+            os.makedirs(out_dir, exist_ok=True)  # only now: a usage error leaves nothing behind
+        if dist:
+            dist["watchdog"] = Watchdog(
+                dist_timeout, "worker %d of %d: a worker or server of the %s job is gone; "
+                "stopped. Restart the job with --resume (from the last checkpoint in %s)"
+                % (dist["rank"], nw, kvstore.type, out_dir))
+        try:
+            p = _run_stage(net, ds, ctx, trainer, n_epochs, out_dir, pfx, stage, history, done,
+                           progress, log, dist)
+        finally:
+            if dist:
+                dist["watchdog"].stop()
         path = p or os.path.join(out_dir, "%s-%04d.params" % (pfx, done))  # done >= 1 here
         prev = net
     metrics = os.path.join(out_dir, "%s-metrics.csv" % prefix)
     if two_step:  # one log with both steps
         _write_history(metrics, history)
     curves = os.path.join(out_dir, "%s-curves.png" % prefix)
-    if plot and history:
+    if plot and history and (dist is None or dist["rank"] == 0):
         _plot(curves, history, "%s on %s (%s)" % (model, dataset, optimizer))
     last = history[-1] if history else {}
 
@@ -587,6 +659,15 @@ def build_parser():
     t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     t.add_argument("--no-plot", action="store_true", help="no training-curve PNG")
+    t.add_argument("--kvstore", default="device", choices=KVSTORES,
+                   help="dist_sync / dist_async: in processes started by `bmxnet launch` "
+                   "(--batch-size is then per worker)")
+    t.add_argument("--dist-timeout", type=float, default=600,
+                   help="dist kvstore: stop a worker after this many seconds without progress")
+
+    sub.add_parser("launch", add_help=False,
+                   help="MXNet's launcher: bmxnet launch -n 2 -s 1 --launcher local bmxnet "
+                   "train ... (python -m mxnet.tools.launch, fixed for Python >= 3.9)")
 
     sub.add_parser("models", help="list the model zoo")
 
@@ -621,6 +702,10 @@ def _summary(args):
 def main(argv=None):
     """The ``bmxnet`` command; returns the exit status (argparse exits with 2 itself on an
     option it cannot parse)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["launch"]:
+        from .distributed import launch
+        return launch(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "models":
@@ -636,7 +721,8 @@ def main(argv=None):
                     resume=args.resume, num_train=args.num_train, num_val=args.num_val,
                     seed=args.seed,
                     model_kwargs=parse_hparams(args.model_kwargs, "--model-kwargs"),
-                    progress=not args.no_progress, plot=not args.no_plot)
+                    progress=not args.no_progress, plot=not args.no_plot,
+                    kvstore=args.kvstore, dist_timeout=args.dist_timeout)
         print(json.dumps({k: res[k] for k in ("val_acc", "train_acc", "symbol", "params",
                                               "metrics", "curves", "optimizer")}, indent=1))
         return 0

@@ -29,8 +29,10 @@ References
 Helwegen et al., Latent Weights Do Not Exist: Rethinking Binarized Neural Network Optimization,
 NeurIPS 2019, https://arxiv.org/abs/1906.02107
 """
-import mxnet as mx
 import numpy as np
+# Submodules, not mx.nd: a kvstore server unpickles this optimizer while `import mxnet` is still
+# running, before mxnet's `nd` alias exists (see bmxnet/__init__.py).
+from mxnet import ndarray as nd
 from mxnet.optimizer import Optimizer
 
 from .case import CaseOptimizer, create, register_as
@@ -93,14 +95,14 @@ class BopBinary(Optimizer):
         return self.gamma * self.gamma_decay ** (step // self.gamma_decay_steps)
 
     def create_state(self, index, weight):
-        return mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype)
+        return nd.zeros(weight.shape, weight.context, dtype=weight.dtype)
 
     def update(self, index, weight, grad, state):
         self._update_count(index)
         gamma = self.gamma_at(self._index_update_count[index] - 1)
         g = grad * self.rescale_grad
         if self.clip_gradient is not None:
-            g = mx.nd.clip(g, -self.clip_gradient, self.clip_gradient)
+            g = nd.clip(g, -self.clip_gradient, self.clip_gradient)
         m = state
         m[:] = (1.0 - gamma) * m + gamma * g
         s = (weight >= 0) * 2.0 - 1.0  # sign with sign(0) = +1

@@ -1,6 +1,5 @@
 """CaseOptimizer: one optimizer per kind of parameter, behind a single mx.optimizer.Optimizer."""
-import mxnet as mx
-from mxnet.optimizer import Optimizer
+from mxnet.optimizer import Optimizer, create as _mx_create
 
 __all__ = ["CaseOptimizer", "create", "register_as"]
 
@@ -26,7 +25,7 @@ def create(optimizer, **kwargs):
                              % (sorted(kwargs), optimizer))
         return optimizer
     if isinstance(optimizer, str):
-        return mx.optimizer.create(optimizer, **kwargs)
+        return _mx_create(optimizer, **kwargs)
     raise ValueError("expected an optimizer name or an mx.optimizer.Optimizer, got %r"
                      % (optimizer,))
 
@@ -125,21 +124,39 @@ class CaseOptimizer(Optimizer):
             opt._set_current_context(device_id)
 
     def __getstate__(self):
+        # The gluon.Parameters are not pickled (gluon.Trainer sets param_dict again after
+        # loading); the routing they decide is: a kvstore server, which unpickles this optimizer
+        # and never gets a param_dict, routes each index as the sender did.
         state = self.__dict__.copy()
-        state["_param_dict"] = {}  # gluon.Trainer sets it again after loading
+        state["_param_dict"] = {}
+        state["_routes"] = self._route_table()
         return state
+
+    def _route_table(self):
+        routes = dict(self.__dict__.get("_routes", {}))
+        for index in self._param_dict:
+            routes[index] = self._case_number(self._param_dict[index])
+        return routes
+
+    def _case_number(self, param):
+        for number, (pred, _) in enumerate(self._cases):
+            if pred(param):
+                return number
+        return len(self._cases)
 
     def __setstate__(self, state):
         self.__dict__ = state
 
     # --- routing --------------------------------------------------------------------------------
     def optimizer_for(self, index):
-        """The inner optimizer that updates parameter ``index``."""
-        param = self._param_dict.get(index)
-        for pred, opt in self._cases:
-            if pred(param):
-                return opt
-        return self._default
+        """The inner optimizer that updates parameter ``index``: the first whose predicate accepts
+        ``param_dict[index]``; without a param_dict entry (a kvstore server), the one chosen for
+        ``index`` where this optimizer was pickled."""
+        if index in self._param_dict or index not in self.__dict__.get("_routes", {}):
+            number = self._case_number(self._param_dict.get(index))
+        else:
+            number = self._routes[index]
+        return self._cases[number][1] if number < len(self._cases) else self._default
 
     def create_state(self, index, weight):
         return self.optimizer_for(index).create_state(index, weight)
