@@ -4,6 +4,7 @@
 
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bmx_kernels.h"
@@ -45,6 +46,52 @@ struct AxisSplit {
   int64_t outer = 1, len = 1, inner = 1;
 };
 AxisSplit split_at(const Shape& s, size_t axis);
+
+// The kernel core's run call for each plan type (one name for the template below).
+inline const char* run_plan(const bmx::BConv2DPlan& p, const float* in, float* out, void* ws,
+                            const bmx::ThreadHook* hook) {
+  return bmx::bconv2d_run(p, in, out, ws, hook);
+}
+inline const char* run_plan(const bmx::BDensePlan& p, const float* in, float* out, void* ws,
+                            const bmx::ThreadHook* hook) {
+  return bmx::bdense_run(p, in, out, ws, hook);
+}
+
+// A packed 1-bit layer planned once by the kernel core (bconv2d_prepare / bdense_prepare:
+// layout, kernel, border-correction table, workspace size) and run on the predictor's
+// workspace: float in, float out, y = float(dot) * scale + bias bit for bit as MXNet's
+// QConvolution / QFullyConnected. The plan keeps pointers to the weights, scale and bias, so
+// they are members that never change; the derived class prepares plan_ in its constructor.
+template <typename Plan>
+class PlannedBinaryStep : public Step {
+ public:
+  int64_t workspace_floats() const override { return (plan_.workspace_bytes() + 3) / 4; }
+
+  std::string kernel() const override {
+    return std::string(family_) + "/" + bmx::path_name(plan_.path()) + "/" + plan_.kernel_name();
+  }
+
+  void run(const RunContext& ctx) const override {
+    const char* err = run_plan(plan_, ctx.data(inputs[0]), ctx.data(output), ctx.workspace,
+                               ctx.kernel_hook);
+    if (err) throw Error(BMX_ERROR_INTERNAL, "step '" + name + "': " + err);
+    finish(ctx);
+  }
+
+ protected:
+  PlannedBinaryStep(const char* family, std::vector<bmx::word_t> w, std::vector<float> scale,
+                    std::vector<float> bias)
+      : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)), family_(family) {}
+  const float* scale_or_null() const { return scale_.empty() ? nullptr : scale_.data(); }
+  const float* bias_or_null() const { return bias_.empty() ? nullptr : bias_.data(); }
+
+  std::vector<bmx::word_t> w_;
+  std::vector<float> scale_, bias_;
+  Plan plan_;
+
+ private:
+  const char* family_;
+};
 
 }  // namespace bmxrt
 

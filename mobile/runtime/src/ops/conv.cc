@@ -158,41 +158,19 @@ class FloatConvStep : public Step {
 };
 
 // -------------------------------------------------------------------------- binary convolution
-// The kernel core's packed xnor-popcount convolution, planned once (bconv2d_prepare: layout,
-// kernel, border-correction table, workspace size) and run on the predictor's workspace: float
-// NCHW in, float NCHW out, y = float(dot) * scale + bias bit for bit as MXNet's QConvolution.
-class BinaryConvStep : public Step {
+// The kernel core's packed xnor-popcount convolution (PlannedBinaryStep: float NCHW in and out).
+class BinaryConvStep : public PlannedBinaryStep<bmx::BConv2DPlan> {
  public:
   BinaryConvStep(const Builder& b, const bmx::BConv2DShape& s, std::vector<bmx::word_t> w,
                  std::vector<float> scale, std::vector<float> bias)
-      : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)) {
+      : PlannedBinaryStep("bconv2d", std::move(w), std::move(scale), std::move(bias)) {
     bmx::BConv2DOptions options;
     options.path = b.path();
     options.max_threads = b.num_threads();
-    // The plan keeps pointers to the weights, scale and bias: members that never change.
-    const std::string err = bmx::bconv2d_prepare(
-        s, w_.data(), scale_.empty() ? nullptr : scale_.data(),
-        bias_.empty() ? nullptr : bias_.data(), options, &plan_);
+    const std::string err = bmx::bconv2d_prepare(s, w_.data(), scale_or_null(), bias_or_null(),
+                                                 options, &plan_);
     if (!err.empty()) b.bad(err);
   }
-
-  int64_t workspace_floats() const override { return (plan_.workspace_bytes() + 3) / 4; }
-
-  std::string kernel() const override {
-    return std::string("bconv2d/") + bmx::path_name(plan_.path()) + "/" + plan_.kernel_name();
-  }
-
-  void run(const RunContext& ctx) const override {
-    const char* err = bmx::bconv2d_run(plan_, ctx.data(inputs[0]), ctx.data(output),
-                                       ctx.workspace, ctx.kernel_hook);
-    if (err) throw Error(BMX_ERROR_INTERNAL, "step '" + name + "': " + err);
-    finish(ctx);
-  }
-
- private:
-  std::vector<bmx::word_t> w_;
-  std::vector<float> scale_, bias_;
-  bmx::BConv2DPlan plan_;
 };
 
 // ------------------------------------------------------------------------------------ compile

@@ -87,39 +87,19 @@ class FloatDenseStep : public Step {
 };
 
 // ------------------------------------------------------------------------------ binary dense
-// The kernel core's packed dense layer, planned once (bdense_prepare) and run on the predictor's
-// workspace: y = float(dot) * scale + bias bit for bit as MXNet's QFullyConnected.
-class BinaryDenseStep : public Step {
+// The kernel core's packed dense layer (PlannedBinaryStep: float rows in and out).
+class BinaryDenseStep : public PlannedBinaryStep<bmx::BDensePlan> {
  public:
   BinaryDenseStep(const Builder& b, const DenseGeometry& g, std::vector<bmx::word_t> w,
                   std::vector<float> scale, std::vector<float> bias)
-      : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)) {
+      : PlannedBinaryStep("bdense", std::move(w), std::move(scale), std::move(bias)) {
     bmx::BDenseOptions options;
     options.path = b.path();
     options.max_threads = b.num_threads();
-    const std::string err = bmx::bdense_prepare(
-        g.rows, g.cols, g.units, w_.data(), scale_.empty() ? nullptr : scale_.data(),
-        bias_.empty() ? nullptr : bias_.data(), options, &plan_);
+    const std::string err = bmx::bdense_prepare(g.rows, g.cols, g.units, w_.data(),
+                                                scale_or_null(), bias_or_null(), options, &plan_);
     if (!err.empty()) b.bad(err);
   }
-
-  int64_t workspace_floats() const override { return (plan_.workspace_bytes() + 3) / 4; }
-
-  std::string kernel() const override {
-    return std::string("bdense/") + bmx::path_name(plan_.path()) + "/" + plan_.kernel_name();
-  }
-
-  void run(const RunContext& ctx) const override {
-    const char* err = bmx::bdense_run(plan_, ctx.data(inputs[0]), ctx.data(output),
-                                      ctx.workspace, ctx.kernel_hook);
-    if (err) throw Error(BMX_ERROR_INTERNAL, "step '" + name + "': " + err);
-    finish(ctx);
-  }
-
- private:
-  std::vector<bmx::word_t> w_;
-  std::vector<float> scale_, bias_;
-  bmx::BDensePlan plan_;
 };
 
 // ------------------------------------------------------------------------------------ compile
