@@ -47,6 +47,19 @@ struct AxisSplit {
 };
 AxisSplit split_at(const Shape& s, size_t axis);
 
+// Folds a following per-output-channel affine map (BatchNorm's y * mul + add) into a float
+// layer whose weights are `rows` rows of `per_row` values: w[o] *= mul[o],
+// bias[o] = bias[o] * mul[o] + add[o] (bias created as zeros when the layer has none).
+inline void fold_affine_into_rows(std::vector<float>* w, int64_t rows, int64_t per_row,
+                                  std::vector<float>* bias, const std::vector<float>& mul,
+                                  const std::vector<float>& add) {
+  if (bias->empty()) bias->assign(static_cast<size_t>(rows), 0.f);
+  for (int64_t o = 0; o < rows; ++o) {
+    for (int64_t i = 0; i < per_row; ++i) (*w)[o * per_row + i] *= mul[o];
+    (*bias)[o] = (*bias)[o] * mul[o] + add[o];
+  }
+}
+
 // The kernel core's run call for each plan type (one name for the template below).
 inline const char* run_plan(const bmx::BConv2DPlan& p, const float* in, float* out, void* ws,
                             const bmx::ThreadHook* hook) {

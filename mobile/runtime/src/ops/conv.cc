@@ -87,11 +87,7 @@ class FloatConvStep : public Step {
   bool fold_batchnorm(const std::vector<float>& mul, const std::vector<float>& add) override {
     if (!foldable_ || !scale_.empty()) return false;
     const int64_t per = static_cast<int64_t>(w_.size()) / s_.out_channels;
-    if (bias_.empty()) bias_.assign(static_cast<size_t>(s_.out_channels), 0.f);
-    for (int64_t o = 0; o < s_.out_channels; ++o) {
-      for (int64_t i = 0; i < per; ++i) w_[o * per + i] *= mul[o];
-      bias_[o] = bias_[o] * mul[o] + add[o];
-    }
+    fold_affine_into_rows(&w_, s_.out_channels, per, &bias_, mul, add);
     return true;
   }
 

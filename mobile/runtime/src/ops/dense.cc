@@ -46,11 +46,7 @@ class FloatDenseStep : public Step {
   // Only where the units are axis 1 of the output (flatten, or 2-D data), like the BatchNorm.
   bool fold_batchnorm(const std::vector<float>& mul, const std::vector<float>& add) override {
     if (!foldable_ || !scale_.empty() || g_.out.size() != 2) return false;
-    if (bias_.empty()) bias_.assign(static_cast<size_t>(g_.units), 0.f);
-    for (int64_t o = 0; o < g_.units; ++o) {
-      for (int64_t i = 0; i < g_.cols; ++i) w_[o * g_.cols + i] *= mul[o];
-      bias_[o] = bias_[o] * mul[o] + add[o];
-    }
+    fold_affine_into_rows(&w_, g_.units, g_.cols, &bias_, mul, add);
     return true;
   }
 
