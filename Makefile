@@ -33,7 +33,7 @@ test: build
 fuzz: build
 	PYTHON=$(VPY) mobile/runtime/fuzz/run.sh 1000000
 	-tests/fuzz/build_attrs_fuzz.sh build/fuzz $(VPY)
-	$(VPY) tests/fuzz/run.py campaign --runs 1000000 --jobs 2 --max-time 2880 --structured 0.1 --attrs-binary build/fuzz/attrs_fuzz --out build/fuzz
+	$(VPY) tests/fuzz/run.py campaign --runs 1000000 --jobs 2 --max-time 3240 --structured 0.1 --attrs-binary build/fuzz/attrs_fuzz --out build/fuzz
 
 bench: build
 	$(VPY) bench/bench_train_step.py

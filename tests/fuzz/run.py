@@ -196,7 +196,10 @@ def _kind(log, rc):
     return "exit code %d" % rc
 
 
-RSS_LIMIT_MB = 4096
+def _rss_limit_mb(name):
+    """libFuzzer's -rss_limit_mb for a target (native targets: 4 GB)."""
+    from targets import TARGETS
+    return TARGETS[name].rss_limit_mb if name in TARGETS else 4096
 
 
 def _replay_peak_mb(target, artifact):
@@ -229,6 +232,7 @@ class TargetRun:
         self.group.append(self)
         self.share_fn, self.time_share, self.binary = share_fn, None, binary
         self.chunk = chunk
+        self.rss_limit_mb = _rss_limit_mb(name)
         self.structured = structured
         self.max_restarts = max_restarts
         self.corpus = os.path.join(out, "corpus", name)
@@ -268,7 +272,7 @@ class TargetRun:
         cmd = prog + ["-runs=%d" % remaining,
                "-seed=%d" % (self.seed + self.session + 1000 * self.shard),
                "-max_total_time=%d" % min(budget, self.chunk), "-print_final_stats=1",
-               "-rss_limit_mb=%d" % RSS_LIMIT_MB,
+               "-rss_limit_mb=%d" % self.rss_limit_mb,
                "-artifact_prefix=%s/" % self.findings, "-print_pcs=0", "-reload=0"]
         cmd += self.extra + [self.corpus]
         self.stats = os.path.join(self.logdir, tag + ".stats")
@@ -309,11 +313,12 @@ class TargetRun:
             if artifact != "-":
                 shutil.copy(self.log, artifact + ".log")
             peak = _replay_peak_mb(self.name, artifact) if kind == "out-of-memory" else None
-            if peak is not None and peak < RSS_LIMIT_MB / 2:
+            if peak is not None and peak < self.rss_limit_mb / 2:
                 # Not this input: MXNet's memory grew over the run (it keeps some memory per
                 # symbol call). Noted, not a crash; the child restarts fresh on the corpus.
                 self.memory_notes.append("rss over %d MB after %d executions; the input alone "
-                                         "peaks at %d MB" % (RSS_LIMIT_MB, _executions(log), peak))
+                                         "peaks at %d MB" % (self.rss_limit_mb, _executions(log),
+                                                             peak))
                 os.rename(artifact, artifact.replace("oom-", "growth-"))
                 kind = None
             else:

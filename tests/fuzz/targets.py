@@ -172,9 +172,10 @@ def _onnx_errors():
 
 
 class Target:
-    def __init__(self, name, run, expected, mutator, max_len, timeout):
+    def __init__(self, name, run, expected, mutator, max_len, timeout, rss_limit_mb=4096):
         self.name, self.run, self._expected = name, run, expected
         self.mutator_name, self.max_len, self.timeout = mutator, max_len, timeout
+        self.rss_limit_mb = rss_limit_mb
 
     @property
     def expected(self):
@@ -199,6 +200,10 @@ TARGETS = {
     "params": Target("params", run_params, _converter_errors, "mutate_params", 16384, 20),
     "symbol_json": Target("symbol_json", run_symbol_json, _converter_errors, "mutate_json",
                           16384, 20),
-    "convert": Target("convert", run_convert, _converter_errors, "mutate_pair", 32768, 30),
+    # MXNet keeps native memory for every model the convert target binds and runs (0.5 MB per
+    # execution on average, more for larger graphs; not Python objects, not bmxnet's caches):
+    # a higher limit means fewer restarts of the child (each costs a start and a corpus replay).
+    "convert": Target("convert", run_convert, _converter_errors, "mutate_pair", 32768, 30,
+                      rss_limit_mb=8192),
     "onnx": Target("onnx", run_onnx, _onnx_errors, "mutate_onnx", 8192, 20),
 }
