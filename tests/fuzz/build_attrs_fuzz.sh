@@ -16,6 +16,13 @@ mkdir -p "$OUT"
 FLAGS="-std=c++17 -O2 -g -fsanitize=fuzzer,address -w"
 # MXNet's lib_api.cc changes only with the wheel: compile it once.
 [ -f "$OUT/lib_api.o" ] || $CXX $FLAGS -c -I "$MX/include" "$MX/src/lib_api.cc" -o "$OUT/lib_api.o"
+# common.cc also holds the layer cache, which calls the kernel core: link the kernel library,
+# built with the same compiler (no OpenMP, no tests; the parser never reaches the kernels).
+cmake -S operators/kernels -B "$OUT/kernels" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=Release \
+  -DBMX_KERNELS_OPENMP=OFF -DBMX_KERNELS_BUILD_TESTS=OFF >"$OUT/kernels.log" 2>&1 &&
+  cmake --build "$OUT/kernels" -j2 >>"$OUT/kernels.log" 2>&1 ||
+  { tail -20 "$OUT/kernels.log"; exit 1; }
 $CXX $FLAGS -I "$MX/include" -I operators/mxnet -I operators/kernels \
-  tests/fuzz/attrs_fuzz.cc operators/mxnet/common.cc "$OUT/lib_api.o" -o "$OUT/attrs_fuzz"
+  tests/fuzz/attrs_fuzz.cc operators/mxnet/common.cc "$OUT/lib_api.o" \
+  "$OUT/kernels/libbmx_kernels.a" -lpthread -o "$OUT/attrs_fuzz"
 echo "attrs_fuzz: built $OUT/attrs_fuzz"
