@@ -347,6 +347,17 @@ const char* bdense_run(const BDensePlan& plan, const word_t* x, word_t* y, void*
 // since NaN >= 0 is false), with the vectorised packer of the active path.
 void pack_signs(const float* x, int64_t n, word_t* packed);
 
+// Each row's mean |w| (rows rows of per_row floats) into scale[rows], equal bit for bit to
+// channel_mean_abs (quantize.h: each row summed in order in double), on the active path's kernel
+// (several rows at once, one vector lane per row).
+void mean_abs_rows(const float* w, int64_t rows, int64_t per_row, float* scale);
+
+// pack_signs of a weight tensor of `rows` rows of `per_row` floats (words_for(rows * per_row)
+// words) and each row's mean |w| into scale[rows], equal bit for bit to channel_mean_abs
+// (quantize.h), in one pass over the weights (row blocks that stay in the cache between the two).
+void pack_signs_and_mean_abs(const float* w, int64_t rows, int64_t per_row, word_t* packed,
+                             float* scale);
+
 }  // namespace bmx
 
 #endif  // BMXNET_KERNELS_BMX_KERNELS_H_

@@ -341,7 +341,7 @@ void check_packed_tail(const uint64_t* packed, int64_t runs, int64_t words, int6
 const float* ChannelScale::of(bool scaling, MXTensor& w, int64_t channels) {
   if (!scaling) return nullptr;
   scale_.resize(static_cast<size_t>(channels));
-  bmx::channel_mean_abs(w.data<float>(), channels, w.size() / channels, scale_.data());
+  bmx::mean_abs_rows(w.data<float>(), channels, w.size() / channels, scale_.data());
   return scale_.data();
 }
 
@@ -372,11 +372,11 @@ constexpr size_t kMaxCacheBytes = size_t{256} << 20;
 constexpr size_t kMaxCacheEntries = 1024;
 
 // What a call's weights are compared with (common.h):
-//   kSigns   latent weights without scaling: their sign bits in MXNet's order;
-//   kFloats  latent weights with scaling_mode='forward': the floats themselves (the scale
-//            depends on every magnitude; comparing them costs less than computing mean |W|);
-//   kPacked  the converter's words, and the weight_scale input when there is one.
-enum class Compare { kSigns, kFloats, kPacked };
+//   kSigns       latent weights without scaling: their sign bits in MXNet's order;
+//   kSignsScale  latent weights with scaling_mode='forward': the sign bits and each output
+//                channel's mean |W| (what the kernel reads), made in one pass over the weights;
+//   kPacked      the converter's words, and the weight_scale input when there is one.
+enum class Compare { kSigns, kSignsScale, kPacked };
 
 struct Entry {
   LayerKind kind;
@@ -384,8 +384,7 @@ struct Entry {
   std::vector<int64_t> geometry;  // conv: O, C per group, kh, kw, groups; dense: O, in_units
   const void* array;              // where the weights were: found first, replaced when changed
   std::vector<uint64_t> packed;   // the kernel's layout (plans point into it)
-  std::vector<uint64_t> signs;    // kSigns: the weights' sign bits
-  std::vector<float> floats;      // kFloats: the weights
+  std::vector<uint64_t> signs;    // kSigns, kSignsScale: the weights' sign bits
   std::vector<float> scale;       // empty without scaling (plans point into it)
   std::mutex mu;                  // guards the slots below
   std::vector<ConvSlot> conv;
@@ -395,18 +394,17 @@ struct Entry {
     return kind == k && compare == c && geometry == g;
   }
   size_t bytes() const {
-    return (packed.size() + signs.size()) * sizeof(uint64_t) +
-           (floats.size() + scale.size()) * sizeof(float);
+    return (packed.size() + signs.size()) * sizeof(uint64_t) + scale.size() * sizeof(float);
   }
 };
 
-// The weights of one call in the form entries keep (kSigns: reduced into a buffer of the
-// calling thread).
+// The weights of one call in the form entries keep (latent weights: reduced into buffers of
+// the calling thread).
 struct Fingerprint {
   Compare compare;
-  const void* data = nullptr;  // signs or packed words (uint64_t), or floats
+  const void* data = nullptr;  // signs or packed words (uint64_t)
   size_t bytes = 0;
-  const float* scale = nullptr;  // kPacked: the weight_scale input, or null
+  const float* scale = nullptr;  // kSignsScale: mean |W|; kPacked: weight_scale input, or null
 };
 
 Fingerprint fingerprint(const LayerWeights& w) {
@@ -416,18 +414,23 @@ Fingerprint fingerprint(const LayerWeights& w) {
     f.data = w.packed;
     f.bytes = static_cast<size_t>(w.count) * sizeof(uint64_t);
     f.scale = w.scale;
-  } else if (w.mean_abs_scale) {
-    f.compare = Compare::kFloats;
-    f.data = w.latent;
-    f.bytes = static_cast<size_t>(w.count) * sizeof(float);
+    return f;
+  }
+  thread_local std::vector<uint64_t> signs;
+  signs.resize(static_cast<size_t>(bmx::words_for(w.count)));
+  if (w.mean_abs_scale) {
+    thread_local std::vector<float> scale;
+    scale.resize(static_cast<size_t>(w.channels));
+    bmx::pack_signs_and_mean_abs(w.latent, w.channels, w.count / w.channels, signs.data(),
+                                 scale.data());
+    f.compare = Compare::kSignsScale;
+    f.scale = scale.data();
   } else {
-    thread_local std::vector<uint64_t> signs;
-    signs.resize(static_cast<size_t>(bmx::words_for(w.count)));
     bmx::pack_signs(w.latent, w.count, signs.data());
     f.compare = Compare::kSigns;
-    f.data = signs.data();
-    f.bytes = signs.size() * sizeof(uint64_t);
   }
+  f.data = signs.data();
+  f.bytes = signs.size() * sizeof(uint64_t);
   return f;
 }
 
@@ -436,24 +439,17 @@ Fingerprint fingerprint(const LayerWeights& w) {
 bool matches(const Entry& e, const Fingerprint& f, int64_t channels) {
   const void* mine = nullptr;
   size_t bytes = 0;
-  switch (e.compare) {
-    case Compare::kSigns:
-      mine = e.signs.data();
-      bytes = e.signs.size() * sizeof(uint64_t);
-      break;
-    case Compare::kFloats:
-      mine = e.floats.data();
-      bytes = e.floats.size() * sizeof(float);
-      break;
-    case Compare::kPacked:
-      mine = e.packed.data();
-      bytes = e.packed.size() * sizeof(uint64_t);
-      if ((f.scale != nullptr) == e.scale.empty()) return false;
-      if (f.scale && std::memcmp(e.scale.data(), f.scale,
-                                 static_cast<size_t>(channels) * sizeof(float)) != 0) {
-        return false;
-      }
-      break;
+  if (e.compare == Compare::kPacked) {
+    mine = e.packed.data();
+    bytes = e.packed.size() * sizeof(uint64_t);
+  } else {
+    mine = e.signs.data();
+    bytes = e.signs.size() * sizeof(uint64_t);
+  }
+  if ((f.scale != nullptr) == e.scale.empty()) return false;
+  if (f.scale &&
+      std::memcmp(e.scale.data(), f.scale, static_cast<size_t>(channels) * sizeof(float)) != 0) {
+    return false;
   }
   return bytes == f.bytes && std::memcmp(mine, f.data, bytes) == 0;
 }
@@ -472,21 +468,11 @@ class LayerCache {
     e->compare = f.compare;
     e->geometry = geometry;
     e->array = w.array;
-    switch (f.compare) {
-      case Compare::kSigns: {
-        const auto* words = static_cast<const uint64_t*>(f.data);
-        e->signs.assign(words, words + f.bytes / sizeof(uint64_t));
-        break;
-      }
-      case Compare::kFloats:
-        e->floats.assign(w.latent, w.latent + w.count);
-        e->scale.resize(static_cast<size_t>(w.channels));
-        bmx::channel_mean_abs(w.latent, w.channels, w.count / w.channels, e->scale.data());
-        break;
-      case Compare::kPacked:
-        if (f.scale) e->scale.assign(f.scale, f.scale + w.channels);
-        break;
+    if (f.compare != Compare::kPacked) {
+      const auto* words = static_cast<const uint64_t*>(f.data);
+      e->signs.assign(words, words + f.bytes / sizeof(uint64_t));
     }
+    if (f.scale) e->scale.assign(f.scale, f.scale + w.channels);
     make(e.get());
     insert(e);
     return e;

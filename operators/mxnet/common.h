@@ -179,9 +179,9 @@ class ChannelScale {
 // at the same version (LIBAPI_NOTES section 3). So every call compares, in full, what the kernel
 // reads from its weights with the entry's copy (the address only says which entry to try first):
 //   * latent float weights: their sign bits in MXNet's order (one vectorised pass, pack_signs;
-//     the packed layout depends on the signs only); under scaling_mode='forward' the floats
-//     themselves (mean |W| depends on every magnitude, and comparing costs less than computing
-//     it: the entry keeps a copy of the floats);
+//     the packed layout depends on the signs only); under scaling_mode='forward' also each
+//     output channel's mean |W|, computed in the same pass (pack_signs_and_mean_abs), since the
+//     kernel reads the signs and those scales and nothing else;
 //   * packed weights (model_converter's int64 words): the words, and the weight_scale input.
 // A cached result is therefore always the one the current weights give, whatever changed them
 // (an optimizer step, set_data, another array at a reused address). Entries are never changed

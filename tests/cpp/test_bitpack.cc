@@ -1,5 +1,7 @@
 // Sign packing of every path against a bit-by-bit expectation, across word boundaries.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "bitpack/bitpack.h"
@@ -106,5 +108,85 @@ TEST(bitpack_reference_and_public_pack_signs) {
     bmx::pack_signs(x.data(), n, b.data());
     CHECK(a == b) << "n=" << n;
     for (int64_t i = 0; i < n; ++i) CHECK(((a[i / 64] >> (i % 64)) & 1) == expected_bit(x[i]));
+  }
+}
+
+namespace {
+
+// mean |x| of each row as the documented formula says: summed in order in double.
+std::vector<float> expected_mean_abs(const std::vector<float>& x, int64_t rows, int64_t per_row) {
+  std::vector<float> out(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0.0;
+    for (int64_t i = 0; i < per_row; ++i) s += std::fabs(static_cast<double>(x[r * per_row + i]));
+    out[r] = static_cast<float>(s / static_cast<double>(per_row));
+  }
+  return out;
+}
+
+bool same_float(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+// Weights of magnitudes from 2^-30 to 2^30 mixed in every row, with the awkward specials in
+// some rows only. (Rounding to float hides almost any change of the summation order, so these
+// tests catch lost, repeated or misplaced elements and rows, not a different order.)
+std::vector<float> wide_range_floats(std::mt19937_64& rng, int64_t n, bool specials) {
+  std::vector<float> v = specials ? awkward_floats(rng, n) : tiny::random_floats(rng, n);
+  std::uniform_int_distribution<int> e(-30, 30);
+  for (int64_t i = 0; i < n; ++i)
+    if (i % 5 != 0 || !specials) v[i] = std::ldexp(v[i], e(rng));
+  return v;
+}
+
+}  // namespace
+
+TEST(rows_mean_abs_all_paths_bit_exact) {
+  // Every path against the formula, and the public mean_abs_rows (active path) too.
+  std::mt19937_64 rng(tiny::g_seed + 3);
+  const int64_t kRows[] = {1, 3, 7, 8, 9, 16, 17, 31};
+  const int64_t kPerRow[] = {1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 147, 576};
+  for (bmx::Path path : tiny::paths_under_test()) {
+    const bmx::BitpackKernels& bp = bmx::bitpack_for_path(path);
+    for (int64_t rows : kRows) {
+      for (int64_t per_row : kPerRow) {
+        const bool specials = (rows + per_row) % 3 == 0;
+        std::vector<float> x = wide_range_floats(rng, rows * per_row, specials);
+        const std::vector<float> want = expected_mean_abs(x, rows, per_row);
+        std::vector<float> got(rows + 1, -7.0f);
+        bp.rows_mean_abs(x.data(), rows, per_row, got.data());
+        for (int64_t r = 0; r < rows; ++r)
+          CHECK(same_float(got[r], want[r]))
+              << bmx::path_name(path) << " rows=" << rows << " per_row=" << per_row << " row "
+              << r << ": " << got[r] << " vs " << want[r];
+        CHECK(got[rows] == -7.0f) << bmx::path_name(path) << " wrote past the end";
+        std::vector<float> active(rows);
+        bmx::mean_abs_rows(x.data(), rows, per_row, active.data());
+        for (int64_t r = 0; r < rows; ++r) CHECK(same_float(active[r], want[r])) << "public";
+        RETURN_IF_FAILED();
+      }
+    }
+  }
+}
+
+TEST(pack_signs_and_mean_abs_matches_its_parts) {
+  // One pass in blocks: the words must be pack_signs of the whole tensor (rows that end inside a
+  // word, blocks of many rows), the scales the formula's.
+  std::mt19937_64 rng(tiny::g_seed + 4);
+  const int64_t kShapes[][2] = {{1, 1}, {5, 13}, {64, 27}, {256, 9}, {130, 147},
+                                {9, 4608}, {600, 3}, {1000, 33}};
+  for (const auto& shape : kShapes) {
+    const int64_t rows = shape[0], per_row = shape[1], n = rows * per_row;
+    std::vector<float> x = wide_range_floats(rng, n, rows % 2 == 1);
+    std::vector<uint64_t> words(bmx::words_for(n) + 1, kCanary), want(bmx::words_for(n));
+    std::vector<float> scale(rows);
+    bmx::pack_signs_and_mean_abs(x.data(), rows, per_row, words.data(), scale.data());
+    bmx::pack_row_reference(x.data(), n, want.data());
+    CHECK(std::equal(want.begin(), want.end(), words.begin())) << rows << "x" << per_row;
+    CHECK(words[bmx::words_for(n)] == kCanary) << rows << "x" << per_row << " wrote past the end";
+    const std::vector<float> want_scale = expected_mean_abs(x, rows, per_row);
+    for (int64_t r = 0; r < rows; ++r)
+      CHECK(same_float(scale[r], want_scale[r])) << rows << "x" << per_row << " row " << r;
+    RETURN_IF_FAILED();
   }
 }

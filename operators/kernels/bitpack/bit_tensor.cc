@@ -117,6 +117,30 @@ void pack_signs(const float* x, int64_t n, word_t* packed) {
   bitpack_for_path(active_path()).pack_row(x, n, packed);
 }
 
+void mean_abs_rows(const float* w, int64_t rows, int64_t per_row, float* scale) {
+  bitpack_for_path(active_path()).rows_mean_abs(w, rows, per_row, scale);
+}
+
+void pack_signs_and_mean_abs(const float* w, int64_t rows, int64_t per_row, word_t* packed,
+                             float* scale) {
+  const BitpackKernels& bp = bitpack_for_path(active_path());
+  // Blocks of 8 rows or more, about 64 KiB: mean |w| reads a block from memory, the signs read it
+  // again from the cache. Signs are packed up to the last whole word inside the block.
+  const int64_t fit = int64_t{16384} / std::max<int64_t>(per_row, 1);
+  const int64_t block = std::max<int64_t>(8, fit / 8 * 8);
+  const int64_t n = rows * per_row;
+  int64_t done = 0;  // elements whose signs are written: a multiple of kWordBits until the end
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t r1 = std::min(rows, r0 + block);
+    bp.rows_mean_abs(w + r0 * per_row, r1 - r0, per_row, scale + r0);
+    const int64_t end = r1 == rows ? n : r1 * per_row / kWordBits * kWordBits;
+    if (end > done) {
+      bp.pack_row(w + done, end - done, packed + done / kWordBits);
+      done = end;
+    }
+  }
+}
+
 void pack_bits(const BitTensorLayout& layout, const float* nchw, word_t* out,
                const ThreadHook* hook) {
   pack_bits_with_path(active_path(), layout, nchw, out, hook);

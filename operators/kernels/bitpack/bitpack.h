@@ -30,17 +30,24 @@ using PackChannelsFn = void (*)(const float* x, int64_t channels, int64_t plane_
                                 int64_t pixels, word_t* out, int64_t out_stride);
 // out[w], 0 <= w < words_for(n), receives the signs of x[64 w .. 64 w + 63] ∩ [0, n).
 using PackRowFn = void (*)(const float* x, int64_t n, word_t* out);
+// scale[r], 0 <= r < rows: mean |x| of row r (x[r * per_row .. (r + 1) * per_row)), bit for bit
+// channel_mean_abs of quantize.h: each row summed in order in double, divided in double, rounded
+// once. Faster paths keep each row's order and work on several rows at once (one vector lane
+// per row), since a row's sum is one chain of dependent additions.
+using RowsMeanAbsFn = void (*)(const float* x, int64_t rows, int64_t per_row, float* scale);
 
 struct BitpackKernels {
   const char* name;
   PackChannelsFn pack_channels;
   PackRowFn pack_row;
+  RowsMeanAbsFn rows_mean_abs;
 };
 
 // Plain bit-by-bit implementations (the ground truth the others are tested against).
 void pack_channels_reference(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
                              word_t* out, int64_t out_stride);
 void pack_row_reference(const float* x, int64_t n, word_t* out);
+void rows_mean_abs_reference(const float* x, int64_t rows, int64_t per_row, float* scale);
 
 // One descriptor per path; the ISA ones exist only when CMakeLists.txt built that path.
 extern const BitpackKernels kBitpackReference;

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "bitpack/bitpack.h"
+#include "bitpack/rows_mean_abs_x86.h"
 
 namespace bmx {
 namespace {
@@ -74,6 +75,7 @@ void pack_row_avx2(const float* x, int64_t n, word_t* out) {
 
 }  // namespace
 
-const BitpackKernels kBitpackAvx2 = {"avx2", pack_channels_avx2, pack_row_avx2};
+const BitpackKernels kBitpackAvx2 = {"avx2", pack_channels_avx2, pack_row_avx2,
+                                     rows_mean_abs_x86};
 
 }  // namespace bmx

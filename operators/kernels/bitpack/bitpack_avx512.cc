@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "bitpack/bitpack.h"
+#include "bitpack/rows_mean_abs_x86.h"
 
 namespace bmx {
 namespace {
@@ -89,6 +90,7 @@ void pack_row_avx512(const float* x, int64_t n, word_t* out) {
 
 }  // namespace
 
-const BitpackKernels kBitpackAvx512 = {"avx512", pack_channels_avx512, pack_row_avx512};
+const BitpackKernels kBitpackAvx512 = {"avx512", pack_channels_avx512, pack_row_avx512,
+                                       rows_mean_abs_x86};
 
 }  // namespace bmx

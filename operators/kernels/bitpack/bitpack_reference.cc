@@ -1,6 +1,7 @@
 // Reference (bit-by-bit) sign packing, and the choice of packers per path.
 #include "bitpack/bitpack.h"
 #include "dispatch.h"
+#include "quantize.h"
 
 namespace bmx {
 
@@ -22,7 +23,12 @@ void pack_row_reference(const float* x, int64_t n, word_t* out) {
     if (x[i] >= 0.0f) out[i / kWordBits] |= word_t{1} << (i % kWordBits);
 }
 
-const BitpackKernels kBitpackReference = {"reference", pack_channels_reference, pack_row_reference};
+void rows_mean_abs_reference(const float* x, int64_t rows, int64_t per_row, float* scale) {
+  channel_mean_abs(x, rows, per_row, scale);
+}
+
+const BitpackKernels kBitpackReference = {"reference", pack_channels_reference, pack_row_reference,
+                                          rows_mean_abs_reference};
 
 const BitpackKernels& bitpack_for_path(Path path) {
   switch (path) {

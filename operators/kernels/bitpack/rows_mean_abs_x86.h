@@ -1,0 +1,78 @@
+// rows_mean_abs for x86 with AVX2 (internal header, included by the AVX2 and AVX-512 files, so
+// each gets its own copy compiled with its own flags: hence the unnamed namespace).
+//
+// A row's mean |x| must equal channel_mean_abs (quantize.h) bit for bit: the row is summed in
+// order, in double. That sum is one chain of dependent additions (4 cycles each), so speed comes
+// from summing 8 rows at once, one row per double lane: 8 floats are loaded from each of 8 rows,
+// the 8x8 block is transposed, and column j (element i + j of the 8 rows) is added to the two
+// accumulators (rows 0-3, rows 4-7). Every lane sees exactly the additions of the plain loop, in
+// the same order; the last per_row % 8 elements and the last rows % 8 rows take the plain loop.
+#ifndef BMXNET_KERNELS_BITPACK_ROWS_MEAN_ABS_X86_H_
+#define BMXNET_KERNELS_BITPACK_ROWS_MEAN_ABS_X86_H_
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "bitpack/bitpack.h"
+
+namespace bmx {
+namespace {
+
+inline void transpose_8x8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+void rows_mean_abs_x86(const float* x, int64_t rows, int64_t per_row, float* scale) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const int64_t full = per_row / 8 * 8;
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    const float* base = x + r * per_row;
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();  // rows r..r+3, r+4..r+7
+    for (int64_t i = 0; i < full; i += 8) {
+      __m256 v[8];
+      for (int k = 0; k < 8; ++k)
+        v[k] = _mm256_and_ps(_mm256_loadu_ps(base + k * per_row + i), abs_mask);
+      transpose_8x8(v);  // v[j] = |x[r + k][i + j]| for k = 0..7
+      for (int j = 0; j < 8; ++j) {
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v[j])));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v[j], 1)));
+      }
+    }
+    alignas(32) double s[8];
+    _mm256_store_pd(s, lo);
+    _mm256_store_pd(s + 4, hi);
+    for (int k = 0; k < 8; ++k) {
+      const float* row = base + k * per_row;
+      for (int64_t i = full; i < per_row; ++i) s[k] += std::fabs(static_cast<double>(row[i]));
+      scale[r + k] = static_cast<float>(s[k] / static_cast<double>(per_row));
+    }
+  }
+  if (r < rows) rows_mean_abs_reference(x + r * per_row, rows - r, per_row, scale + r);
+}
+
+}  // namespace
+}  // namespace bmx
+
+#endif  // BMXNET_KERNELS_BITPACK_ROWS_MEAN_ABS_X86_H_
