@@ -21,7 +21,10 @@ Speeds are ratios against baselines measured in the same process; absolute times
 for orientation. Thread counts: the script runs itself once per setting with OMP_NUM_THREADS
 fixed (1 thread, then all cores), since MXNet fixes its OpenMP team size at start-up. The
 targets of issue 12 (1 thread, stated for AVX2: run with ``BMXNET_KERNEL_PATHS=avx2`` on an
-AVX-512 CPU) are printed as met / not met at the end.
+AVX-512 CPU) are printed as met / not met at the end, followed by two measured limits: the call
+floor (a QConvolution that does almost no work, against the small 1x1 layer's time) and the
+fastest converted Bi-Real-18 this kernel path allows (its 1-bit MACs counted by shape inference
+at 100% of the popcount peak, its float MACs at MXNet's float ResNet-18 rate, nothing else).
 
     python bench/bench_qconv.py            # both thread settings
     python bench/bench_qconv.py --quick    # fewer repetitions, for a smoke run
@@ -134,7 +137,18 @@ def bench_layers(repeats, min_seconds):
                          lat_binary_ms=lb * 1e3, lat_binary_min_ms=lb_min * 1e3,
                          lat_float_ms=lf * 1e3, lat_float_min_ms=lf_min * 1e3,
                          lat_speedup=lf / lb))
-    return rows, bmxnet.kernel_path()
+    # The cost of a call that does almost no work (1 pixel, 1 filter, 64 input channels): what
+    # MXNet's operator dispatch and the operator's fixed work take, for the small-layer rows.
+    x = mx.nd.array(rng.randn(1, 64, 1, 1))
+    wf = mx.nd.array(rng.randn(1, 64, 1, 1))
+    wp = mx.nd.array(pack_conv_weights(wf.asnumpy()), dtype="int64")
+    tiny = dict(num_filter=1, kernel=(1, 1), no_bias=True)
+    (fb, fb_min), (ff, ff_min) = _latency(
+        [lambda: mx.nd.QConvolution(x, wp, binarized_weights_only=True, in_channels=64, **tiny),
+         lambda: mx.nd.Convolution(x, wf, **tiny)], max(repeats, 50))
+    floor = dict(binary_ms=fb * 1e3, binary_min_ms=fb_min * 1e3, float_ms=ff * 1e3,
+                 float_min_ms=ff_min * 1e3)
+    return rows, floor, bmxnet.kernel_path()
 
 
 def bench_gemm(threads):
@@ -193,6 +207,30 @@ def bench_resnet18(repeats, min_seconds):
     return dict(binary_ms=tb * 1e3, float_ms=tf * 1e3, speedup=tf / tb)
 
 
+def network_macs(sym, data_shape):
+    """(1-bit MACs, other MACs) of the convolution and dense layers of ``sym`` (latent weights)
+    for one input of ``data_shape``: output elements x inputs per output, from MXNet's shape
+    inference; 1-bit means act_bit = weight_bit = 1."""
+    internals = sym.get_internals()
+    shapes = dict(zip(internals.list_outputs(),
+                      internals.infer_shape(data=data_shape)[1]))
+    args = dict(zip(sym.list_arguments(), sym.infer_shape(data=data_shape)[0]))
+    binary = other = 0
+    nodes = json.loads(sym.tojson())["nodes"]
+    for node in nodes:
+        if node["op"] not in ("Convolution", "QConvolution", "FullyConnected", "QFullyConnected"):
+            continue
+        attrs = node.get("attrs", {})
+        weight = args[nodes[node["inputs"][1][0]]["name"]]
+        macs = int(np.prod(shapes[node["name"] + "_output"][1:])) * int(np.prod(weight[1:]))
+        if node["op"].startswith("Q") and attrs.get("act_bit") == "1" and \
+                attrs.get("weight_bit", "1") == "1":
+            binary += macs
+        else:
+            other += macs
+    return binary, other
+
+
 def bench_networks(repeats):
     """Latency (median, min ms) of whole networks run as users run them: plain hybridize()."""
     import mxnet as mx
@@ -221,6 +259,7 @@ def bench_networks(repeats):
     latent.initialize(mx.init.Xavier())
     latent.hybridize()
     latent(x).wait_to_read()
+    bireal_binary, bireal_other = network_macs(latent(mx.sym.var("data")), x.shape)
     with tempfile.TemporaryDirectory() as tmp:  # the converted files, loaded as a user would
         prefix = os.path.join(tmp, "birealnet18")
         latent.export(prefix)
@@ -230,22 +269,25 @@ def bench_networks(repeats):
     floating = gluoncv_model("resnet18_v1")
     floating.initialize(mx.init.Xavier())
     floating.hybridize()
+    _, float_macs = network_macs(floating(mx.sym.var("data")), x.shape)
     diff = float(np.abs(latent(x).asnumpy() - converted(x).asnumpy()).max())
     (lt, lt_min), (cv, cv_min), (fl, fl_min) = _latency(
         [lambda: latent(x), lambda: converted(x), lambda: floating(x)], max(repeats, 10))
     out["bireal"] = dict(latent_ms=lt * 1e3, latent_min_ms=lt_min * 1e3, converted_ms=cv * 1e3,
                          converted_min_ms=cv_min * 1e3, float_ms=fl * 1e3,
                          float_min_ms=fl_min * 1e3, latent_vs_converted=lt / cv,
-                         converted_speedup=fl / cv, max_abs_diff=diff)
+                         converted_speedup=fl / cv, max_abs_diff=diff,
+                         binary_macs=bireal_binary, other_macs=bireal_other,
+                         float_macs=float_macs)
     return out
 
 
 def run_one(threads, repeats, min_seconds):
-    layers, path = bench_layers(repeats, min_seconds)
+    layers, floor, path = bench_layers(repeats, min_seconds)
     gemm = bench_gemm(threads)
     for row in layers:
         row["peak_fraction"] = row["binary_gmacs"] / gemm["peak_gbitmacs"]
-    return dict(threads=threads, path=path, layers=layers, gemm=gemm,
+    return dict(threads=threads, path=path, layers=layers, floor=floor, gemm=gemm,
                 networks=bench_networks(repeats),
                 resnet18=bench_resnet18(max(5, repeats // 2), min_seconds))
 
@@ -271,6 +313,17 @@ def _targets(one):
     out.append(("converted Bi-Real-18 >= 3.5x faster than float ResNet-18: %.2fx"
                 % b["converted_speedup"], b["converted_speedup"] >= 3.5))
     return out
+
+
+def bireal_bound(one):
+    """What the fastest possible converted Bi-Real-18 would be on this kernel path: its 1-bit
+    MACs at 100% of the measured popcount peak, its other MACs (the float stem, the 1x1
+    shortcut convolutions, the classifier) at the MAC rate MXNet reaches on float ResNet-18, and
+    nothing else (no BatchNorm, activations, additions, packing). Returns (ms, speedup bound)."""
+    b = one["networks"]["bireal"]
+    float_rate = b["float_macs"] / (b["float_min_ms"] / 1e3)  # MAC/s of MXNet's float convs
+    seconds = b["binary_macs"] / (one["gemm"]["peak_gbitmacs"] * 1e9) + b["other_macs"] / float_rate
+    return seconds * 1e3, b["float_min_ms"] / (seconds * 1e3)
 
 
 def main():
@@ -339,6 +392,25 @@ def main():
           % one["path"])
     for text, met in _targets(one):
         print("  %-8s %s" % ("met" if met else "NOT MET", text))
+    one_by_one = next(row for row in one["layers"] if row["label"] == "conv1x1 256ch 14x14")
+    f = one["floor"]
+    print("Small layers and the call floor: a QConvolution that does almost no work (1 pixel, "
+          "1 filter) takes %.3f ms (median; min %.3f), a Convolution %.3f ms (min %.3f); "
+          "conv1x1 256ch 14x14 takes %.3f ms 1-bit, %.3f ms fp32 (latency medians), so the "
+          "1-bit call floor is %.0f%% of that layer's time."
+          % (f["binary_ms"], f["binary_min_ms"], f["float_ms"], f["float_min_ms"],
+             one_by_one["lat_binary_ms"], one_by_one["lat_float_ms"],
+             100 * f["binary_ms"] / one_by_one["lat_binary_ms"]))
+    b = one["networks"]["bireal"]
+    bound_ms, bound = bireal_bound(one)
+    print("Why Bi-Real-18 vs float ResNet-18 is bounded: %.2f G 1-bit MACs at 100%% of the %.0f "
+          "Gbit-MAC/s popcount peak, plus %.2f G float MACs at the %.1f GMAC/s MXNet reaches on "
+          "float ResNet-18 (%.2f G MACs in %.1f ms), take %.1f ms with nothing else counted: at "
+          "most %.2fx on this kernel path (measured %.2fx, %.0f%% of that bound)."
+          % (b["binary_macs"] / 1e9, one["gemm"]["peak_gbitmacs"], b["other_macs"] / 1e9,
+             b["float_macs"] / b["float_min_ms"] / 1e6, b["float_macs"] / 1e9,
+             b["float_min_ms"], bound_ms, bound, b["converted_speedup"],
+             100 * b["converted_speedup"] / bound))
     if one["networks"]["bireal"]["max_abs_diff"] != 0:
         print("  WARNING: the converted Bi-Real-18 differs from the trained one by %g"
               % one["networks"]["bireal"]["max_abs_diff"])

@@ -270,12 +270,34 @@ def _check_inputs(graph, initializers, source):
                           % (vi.name, _elements(known), MAX_ELEMENTS))
 
 
+def _check_names_are_text(model, source):
+    """Names that are not valid UTF-8 come out of protobuf as bytes, not str: refused here, before
+    any code compares or edits them as text."""
+    graph = model.graph
+    named = [("opset domain", o.domain) for o in model.opset_import]
+    for kind, items in (("graph input", graph.input), ("graph output", graph.output),
+                        ("value_info", graph.value_info), ("initializer", graph.initializer)):
+        named += [(kind + " name", item.name) for item in items]
+    for index, node in enumerate(graph.node):
+        label = "node %d" % index
+        named += [(label + " name", node.name), (label + " op_type", node.op_type),
+                  (label + " domain", node.domain)]
+        named += [(label + " input", name) for name in node.input]
+        named += [(label + " output", name) for name in node.output]
+        named += [(label + " attribute name", a.name) for a in node.attribute]
+    for what, value in named:
+        if not isinstance(value, str):
+            _fail(source, "the %s %r is not valid UTF-8 text; ONNX names are UTF-8 strings "
+                          "(re-export the model)" % (what, value))
+
+
 def check_model(model, source):
     """Raises OnnxImportError unless ``model`` (a parsed ModelProto) is safe to hand to onnx's
     checker and shape inference and to translate; ``source`` names the file in messages."""
     if not model.HasField("graph") or not model.graph.node:
         _fail(source, "not an ONNX model: no graph with nodes in it (a damaged file or another "
                       "format)")
+    _check_names_are_text(model, source)
     latest = onnx.defs.onnx_opset_version()
     versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
     if len(versions) > 1:
