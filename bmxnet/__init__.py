@@ -73,6 +73,9 @@ else:
     from .summary import summary  # noqa: E402
     from . import converter, legacy  # noqa: E402  (bmxnet.converter / bmxnet.legacy after import bmxnet)
     from . import onnx  # noqa: E402,F401  (mx.onnx.export_model handles the Q-operators)
+    from . import distributed  # noqa: E402
+
+    distributed.install_trainer_fix()  # gluon.Trainer on a dist kvstore: see bmxnet.distributed
 
 __all__ = ["gluon", "ops", "optimizer", "quantizers", "model_zoo", "binarize", "summary",
            "converter", "legacy", "onnx", "kernel_path", "LIB_PATH", "OPS"]

@@ -11,7 +11,14 @@ and talk through ``mx.kv.create('dist_sync' | 'dist_async')``. This module holds
   way the optimizer does it (a kvstore server that failed to load the optimizer otherwise lets
   training run on silently with wrong weights);
 * :class:`Watchdog`: stops a worker whose peers are gone (a dist_sync push/pull otherwise waits
-  forever) with a message naming the cause and the fix.
+  forever) with a message naming the cause and the fix;
+* :func:`install_trainer_fix` (run by ``import bmxnet`` in a worker): ``gluon.Trainer`` pulls the
+  initial weights from the kvstore only at the first ``step``, and MXNet 1.9 does not order that
+  pull before the first gradient push of the same key. When another worker's gradient for a key
+  reaches the server first, the server answers the pull after merging the gradients, so with
+  ``update_on_kvstore=False`` a worker's weights were overwritten with the summed gradient (seen
+  in about 1 run in 8 of two workers; the workers' weights then differ for good). The fix waits
+  for those pulls and holds every worker at a barrier before any gradient is pushed.
 """
 import os
 import sys
@@ -20,7 +27,8 @@ import time
 
 import numpy as np
 
-__all__ = ["ShardIterator", "verify_first_step", "Watchdog", "launch", "DistributedError"]
+__all__ = ["ShardIterator", "verify_first_step", "Watchdog", "launch", "DistributedError",
+           "install_trainer_fix"]
 
 
 class DistributedError(RuntimeError):
@@ -117,6 +125,29 @@ class Watchdog:
                                  % (self.message, idle))
                 sys.stderr.flush()
                 os._exit(3)
+
+
+def install_trainer_fix():
+    """Makes ``gluon.Trainer`` finish pulling the initial weights on every worker of a dist
+    kvstore before any worker pushes a gradient (see the module docstring); idempotent."""
+    from mxnet.gluon import Trainer
+    original = Trainer._init_params
+    if getattr(original, "bmxnet_ordered", False):
+        return
+
+    def _init_params(self):
+        pulled = [p for p in self._params_to_init if not p._deferred_init]
+        original(self)
+        kvstore = self._kvstore
+        if pulled and kvstore is not None and "dist" in kvstore.type:
+            for param in pulled:
+                for array in param.list_data():
+                    array.wait_to_read()
+            kvstore._barrier()  # every worker has its weights: now gradients may be pushed
+
+    _init_params.bmxnet_ordered = True
+    _init_params.__doc__ = original.__doc__
+    Trainer._init_params = _init_params
 
 
 def launch(argv):
