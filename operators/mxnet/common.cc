@@ -578,7 +578,41 @@ bool same_conv_shape(const bmx::BConv2DShape& a, const bmx::BConv2DShape& b) {
 
 const float* scale_of(const Entry& e) { return e.scale.empty() ? nullptr : e.scale.data(); }
 
+// The plan of e's slot that fits(slot), or a new one from prepare(&plan) (which returns an error
+// message, empty on success) kept as slot make(plan); at most kMaxPlansPerEntry slots per entry.
+template <typename Slot, typename Plan, typename Fits, typename Prepare, typename Make>
+Plan find_or_prepare(LayerCache& cache, Entry& e, std::vector<Slot>& slots, Fits fits,
+                     Prepare prepare, Make make) {
+  std::lock_guard<std::mutex> lock(e.mu);
+  for (const Slot& slot : slots) {
+    if (fits(slot)) return slot.plan;
+  }
+  Plan plan;
+  const std::string err = prepare(&plan);
+  if (!err.empty()) throw OpError(err);
+  if (slots.size() == kMaxPlansPerEntry) slots.erase(slots.begin());
+  slots.push_back(make(plan));
+  cache.count_plan();
+  return plan;
+}
+
 }  // namespace
+
+LayerWeights one_bit_weights(const QuantParams& q, MXTensor& w, int64_t channels,
+                             const float* weight_scale) {
+  LayerWeights lw;
+  lw.array = w.data_ptr;
+  lw.channels = channels;
+  lw.count = w.size();
+  if (q.binarized_weights_only) {
+    lw.packed = reinterpret_cast<const uint64_t*>(w.data<int64_t>());
+    lw.scale = weight_scale;
+  } else {
+    lw.latent = w.data<float>();
+    lw.mean_abs_scale = q.scaling;
+  }
+  return lw;
+}
 
 void cached_bconv2d(const bmx::BConv2DShape& s, const LayerWeights& w, const float* x,
                     const float* bias, float* y) {
@@ -597,28 +631,19 @@ void cached_bconv2d(const bmx::BConv2DShape& s, const LayerWeights& w, const flo
   });
   const int threads = max_threads();
   const bmx::Path path = bmx::active_path();
-  bmx::BConv2DPlan plan;
-  {
-    std::lock_guard<std::mutex> lock(e->mu);
-    for (const ConvSlot& slot : e->conv) {
-      if (same_conv_shape(slot.shape, s) && slot.bias == bias && slot.threads == threads &&
-          slot.path == path) {
-        plan = slot.plan;
-        break;
-      }
-    }
-    if (!plan.valid()) {
-      bmx::BConv2DOptions o;
-      o.max_threads = threads;
-      o.path = path;
-      const std::string err = bmx::bconv2d_prepare(s, e->packed.data(), scale_of(*e), bias, o,
-                                                   &plan);
-      if (!err.empty()) throw OpError(err);
-      if (e->conv.size() == kMaxPlansPerEntry) e->conv.erase(e->conv.begin());
-      e->conv.push_back({s, bias, threads, path, plan});
-      cache.count_plan();
-    }
-  }
+  const bmx::BConv2DPlan plan = find_or_prepare<ConvSlot, bmx::BConv2DPlan>(
+      cache, *e, e->conv,
+      [&](const ConvSlot& slot) {
+        return same_conv_shape(slot.shape, s) && slot.bias == bias && slot.threads == threads &&
+               slot.path == path;
+      },
+      [&](bmx::BConv2DPlan* out) {
+        bmx::BConv2DOptions o;
+        o.max_threads = threads;
+        o.path = path;
+        return bmx::bconv2d_prepare(s, e->packed.data(), scale_of(*e), bias, o, out);
+      },
+      [&](const bmx::BConv2DPlan& p) { return ConvSlot{s, bias, threads, path, p}; });
   const char* err = bmx::bconv2d_run(plan, x, y, thread_workspace(plan.workspace_bytes()));
   if (err != nullptr) throw OpError(err);
 }
@@ -638,28 +663,20 @@ void cached_bdense(int64_t rows, int64_t cols, int64_t num_hidden, const LayerWe
   });
   const int threads = max_threads();
   const bmx::Path path = bmx::active_path();
-  bmx::BDensePlan plan;
-  {
-    std::lock_guard<std::mutex> lock(e->mu);
-    for (const DenseSlot& slot : e->dense) {
-      if (slot.rows == rows && slot.bias == bias && slot.threads == threads &&
-          slot.path == path) {
-        plan = slot.plan;
-        break;
-      }
-    }
-    if (!plan.valid()) {
-      bmx::BDenseOptions o;
-      o.max_threads = threads;
-      o.path = path;
-      const std::string err = bmx::bdense_prepare(rows, cols, num_hidden, e->packed.data(),
-                                                  scale_of(*e), bias, o, &plan);
-      if (!err.empty()) throw OpError(err);
-      if (e->dense.size() == kMaxPlansPerEntry) e->dense.erase(e->dense.begin());
-      e->dense.push_back({rows, bias, threads, path, plan});
-      cache.count_plan();
-    }
-  }
+  const bmx::BDensePlan plan = find_or_prepare<DenseSlot, bmx::BDensePlan>(
+      cache, *e, e->dense,
+      [&](const DenseSlot& slot) {
+        return slot.rows == rows && slot.bias == bias && slot.threads == threads &&
+               slot.path == path;
+      },
+      [&](bmx::BDensePlan* out) {
+        bmx::BDenseOptions o;
+        o.max_threads = threads;
+        o.path = path;
+        return bmx::bdense_prepare(rows, cols, num_hidden, e->packed.data(), scale_of(*e), bias,
+                                   o, out);
+      },
+      [&](const bmx::BDensePlan& p) { return DenseSlot{rows, bias, threads, path, p}; });
   const char* err = bmx::bdense_run(plan, x, y, thread_workspace(plan.workspace_bytes()));
   if (err != nullptr) throw OpError(err);
 }

@@ -198,6 +198,11 @@ struct LayerWeights {
   const float* scale = nullptr;      // packed + scaling_mode='forward': the weight_scale input
 };
 
+// The weights of a 1-bit layer as the cache takes them: w is packed (q.binarized_weights_only,
+// with its weight_scale input or null) or latent floats (scaled by mean |W| under q.scaling).
+LayerWeights one_bit_weights(const QuantParams& q, MXTensor& w, int64_t channels,
+                             const float* weight_scale);
+
 // y = bconv2d(x, weights) * scale + bias through the cache (s.batch >= 1; shapes checked by the
 // caller). Packed weights are checked (check_packed_tail) when an entry is made from them.
 void cached_bconv2d(const bmx::BConv2DShape& s, const LayerWeights& w, const float* x,

@@ -255,18 +255,9 @@ class QConvState {
     }
     if (p_.q.binarized_weights_only || (p_.q.act_bit == 1 && p_.q.weight_bit == 1)) {
       // 1-bit layer: packed weights and plan from the layer cache (common.h).
-      LayerWeights lw;
-      lw.array = w.data_ptr;
-      lw.channels = p_.num_filter;
-      lw.count = w.size();
-      if (p_.q.binarized_weights_only) {
-        lw.packed = reinterpret_cast<const uint64_t*>(w.data<int64_t>());
-        lw.scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
-      } else {
-        lw.latent = w.data<float>();
-        lw.mean_abs_scale = p_.q.scaling;
-      }
-      cached_bconv2d(s, lw, x.data<float>(), bias, y);
+      const float* weight_scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
+      cached_bconv2d(s, one_bit_weights(p_.q, w, p_.num_filter, weight_scale), x.data<float>(),
+                     bias, y);
       return;
     }
     const float* scale = scale_.of(p_.q.scaling, w, p_.num_filter);

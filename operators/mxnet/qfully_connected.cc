@@ -168,18 +168,9 @@ class QFCState {
     }
     if (p_.q.binarized_weights_only || (p_.q.act_bit == 1 && p_.q.weight_bit == 1)) {
       // 1-bit layer: packed weights and plan from the layer cache (common.h).
-      LayerWeights lw;
-      lw.array = w.data_ptr;
-      lw.channels = O;
-      lw.count = w.size();
-      if (p_.q.binarized_weights_only) {
-        lw.packed = reinterpret_cast<const uint64_t*>(w.data<int64_t>());
-        lw.scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
-      } else {
-        lw.latent = w.data<float>();
-        lw.mean_abs_scale = p_.q.scaling;
-      }
-      cached_bdense(rows, cols, O, lw, x.data<float>(), bias, y);
+      const float* weight_scale = io.scale() >= 0 ? in[io.scale()].data<float>() : nullptr;
+      cached_bdense(rows, cols, O, one_bit_weights(p_.q, w, O, weight_scale), x.data<float>(),
+                    bias, y);
       return;
     }
     const float* scale = scale_.of(p_.q.scaling, w, O);
