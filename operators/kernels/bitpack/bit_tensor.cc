@@ -124,10 +124,11 @@ void mean_abs_rows(const float* w, int64_t rows, int64_t per_row, float* scale) 
 void pack_signs_and_mean_abs(const float* w, int64_t rows, int64_t per_row, word_t* packed,
                              float* scale) {
   const BitpackKernels& bp = bitpack_for_path(active_path());
-  // Blocks of 8 rows or more, about 64 KiB: mean |w| reads a block from memory, the signs read it
-  // again from the cache. Signs are packed up to the last whole word inside the block.
+  // Blocks of 16 rows or more (rows_mean_abs sums 16 at once), at least about 64 KiB: mean |w|
+  // reads a block from memory, the signs read it again from the cache. Signs are packed up to
+  // the last whole word inside the block.
   const int64_t fit = int64_t{16384} / std::max<int64_t>(per_row, 1);
-  const int64_t block = std::max<int64_t>(8, fit / 8 * 8);
+  const int64_t block = std::max<int64_t>(16, fit / 16 * 16);
   const int64_t n = rows * per_row;
   int64_t done = 0;  // elements whose signs are written: a multiple of kWordBits until the end
   for (int64_t r0 = 0; r0 < rows; r0 += block) {

@@ -2,11 +2,12 @@
 // each gets its own copy compiled with its own flags: hence the unnamed namespace).
 //
 // A row's mean |x| must equal channel_mean_abs (quantize.h) bit for bit: the row is summed in
-// order, in double. That sum is one chain of dependent additions (4 cycles each), so speed comes
-// from summing 8 rows at once, one row per double lane: 8 floats are loaded from each of 8 rows,
-// the 8x8 block is transposed, and column j (element i + j of the 8 rows) is added to the two
-// accumulators (rows 0-3, rows 4-7). Every lane sees exactly the additions of the plain loop, in
-// the same order; the last per_row % 8 elements and the last rows % 8 rows take the plain loop.
+// order, in double. That sum is one chain of dependent additions (3-4 cycles each), so speed
+// comes from summing 16 rows at once, one row per double lane: 8 floats are loaded from each of 8
+// rows, the 8x8 block is transposed, and column j (element i + j of the 8 rows) is added to the
+// two accumulators (rows 0-3, rows 4-7); a second block of 8 rows keeps two more chains going.
+// Every lane sees exactly the additions of the plain loop, in the same order; the last
+// per_row % 8 elements and the last rows % 8 rows take the plain loop.
 #ifndef BMXNET_KERNELS_BITPACK_ROWS_MEAN_ABS_X86_H_
 #define BMXNET_KERNELS_BITPACK_ROWS_MEAN_ABS_X86_H_
 
@@ -43,31 +44,49 @@ inline void transpose_8x8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-void rows_mean_abs_x86(const float* x, int64_t rows, int64_t per_row, float* scale) {
+// Sums |x| of 8 * kBlocks rows (row k at base + k * per_row) over their first `full` elements
+// (a multiple of 8) into s[0 .. 8 * kBlocks), each row in order. Blocks of 8 rows are independent
+// chains of additions, so two blocks keep twice as many additions in flight.
+template <int kBlocks>
+void sum_abs_rows(const float* base, int64_t per_row, int64_t full, double* s) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const int64_t full = per_row / 8 * 8;
-  int64_t r = 0;
-  for (; r + 8 <= rows; r += 8) {
-    const float* base = x + r * per_row;
-    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();  // rows r..r+3, r+4..r+7
-    for (int64_t i = 0; i < full; i += 8) {
+  __m256d lo[kBlocks], hi[kBlocks];  // rows 8b..8b+3, 8b+4..8b+7
+  for (int b = 0; b < kBlocks; ++b) lo[b] = hi[b] = _mm256_setzero_pd();
+  for (int64_t i = 0; i < full; i += 8) {
+    for (int b = 0; b < kBlocks; ++b) {
       __m256 v[8];
       for (int k = 0; k < 8; ++k)
-        v[k] = _mm256_and_ps(_mm256_loadu_ps(base + k * per_row + i), abs_mask);
-      transpose_8x8(v);  // v[j] = |x[r + k][i + j]| for k = 0..7
+        v[k] = _mm256_and_ps(_mm256_loadu_ps(base + (8 * b + k) * per_row + i), abs_mask);
+      transpose_8x8(v);  // v[j] = |x[8b + k][i + j]| for k = 0..7
       for (int j = 0; j < 8; ++j) {
-        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v[j])));
-        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v[j], 1)));
+        lo[b] = _mm256_add_pd(lo[b], _mm256_cvtps_pd(_mm256_castps256_ps128(v[j])));
+        hi[b] = _mm256_add_pd(hi[b], _mm256_cvtps_pd(_mm256_extractf128_ps(v[j], 1)));
       }
     }
-    alignas(32) double s[8];
-    _mm256_store_pd(s, lo);
-    _mm256_store_pd(s + 4, hi);
-    for (int k = 0; k < 8; ++k) {
+  }
+  for (int b = 0; b < kBlocks; ++b) {
+    _mm256_storeu_pd(s + 8 * b, lo[b]);
+    _mm256_storeu_pd(s + 8 * b + 4, hi[b]);
+  }
+}
+
+void rows_mean_abs_x86(const float* x, int64_t rows, int64_t per_row, float* scale) {
+  const int64_t full = per_row / 8 * 8;
+  int64_t r = 0;
+  while (r + 8 <= rows) {
+    const float* base = x + r * per_row;
+    const int n = r + 16 <= rows ? 16 : 8;
+    double s[16];
+    if (n == 16)
+      sum_abs_rows<2>(base, per_row, full, s);
+    else
+      sum_abs_rows<1>(base, per_row, full, s);
+    for (int k = 0; k < n; ++k) {
       const float* row = base + k * per_row;
       for (int64_t i = full; i < per_row; ++i) s[k] += std::fabs(static_cast<double>(row[i]));
       scale[r + k] = static_cast<float>(s[k] / static_cast<double>(per_row));
     }
+    r += n;
   }
   if (r < rows) rows_mean_abs_reference(x + r * per_row, rows - r, per_row, scale + r);
 }
