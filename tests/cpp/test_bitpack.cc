@@ -173,8 +173,10 @@ TEST(pack_signs_and_mean_abs_matches_its_parts) {
   // One pass in blocks: the words must be pack_signs of the whole tensor (rows that end inside a
   // word, blocks of many rows), the scales the formula's.
   std::mt19937_64 rng(tiny::g_seed + 4);
-  const int64_t kShapes[][2] = {{1, 1}, {5, 13}, {64, 27}, {256, 9}, {130, 147},
-                                {9, 4608}, {600, 3}, {1000, 33}};
+  // per_row % 8 == 0 (the one-pass kernel of x86): 16- and 8-row blocks, rows left over, a last
+  // word the tensor only partly fills.
+  const int64_t kShapes[][2] = {{1, 1},   {5, 13},   {64, 27},  {256, 9}, {130, 147}, {9, 4608},
+                                {600, 3}, {1000, 33}, {40, 576}, {13, 72}, {3, 8},    {31, 24}};
   for (const auto& shape : kShapes) {
     const int64_t rows = shape[0], per_row = shape[1], n = rows * per_row;
     std::vector<float> x = wide_range_floats(rng, n, rows % 2 == 1);
@@ -187,6 +189,21 @@ TEST(pack_signs_and_mean_abs_matches_its_parts) {
     const std::vector<float> want_scale = expected_mean_abs(x, rows, per_row);
     for (int64_t r = 0; r < rows; ++r)
       CHECK(same_float(scale[r], want_scale[r])) << rows << "x" << per_row << " row " << r;
+    // The one-pass kernels of every path that has one, called directly.
+    for (bmx::Path path : tiny::paths_under_test()) {
+      const bmx::BitpackKernels& bp = bmx::bitpack_for_path(path);
+      if (bp.rows_mean_abs_signs == nullptr || per_row % 8 != 0) continue;
+      std::vector<uint64_t> got(bmx::words_for(n) + 1, kCanary);
+      std::fill(got.begin(), got.end() - 1, ~uint64_t{0});  // every byte must be written
+      std::vector<float> got_scale(rows);
+      bp.rows_mean_abs_signs(x.data(), rows, per_row, got_scale.data(), got.data());
+      CHECK(std::equal(want.begin(), want.end(), got.begin()))
+          << bmx::path_name(path) << " " << rows << "x" << per_row;
+      CHECK(got[bmx::words_for(n)] == kCanary) << bmx::path_name(path) << " wrote past the end";
+      for (int64_t r = 0; r < rows; ++r)
+        CHECK(same_float(got_scale[r], want_scale[r]))
+            << bmx::path_name(path) << " " << rows << "x" << per_row << " row " << r;
+    }
     RETURN_IF_FAILED();
   }
 }

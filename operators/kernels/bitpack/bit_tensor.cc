@@ -124,6 +124,10 @@ void mean_abs_rows(const float* w, int64_t rows, int64_t per_row, float* scale) 
 void pack_signs_and_mean_abs(const float* w, int64_t rows, int64_t per_row, word_t* packed,
                              float* scale) {
   const BitpackKernels& bp = bitpack_for_path(active_path());
+  if (bp.rows_mean_abs_signs != nullptr && per_row % 8 == 0) {  // one pass
+    bp.rows_mean_abs_signs(w, rows, per_row, scale, packed);
+    return;
+  }
   // Blocks of 16 rows or more (rows_mean_abs sums 16 at once), at least about 64 KiB: mean |w|
   // reads a block from memory, the signs read it again from the cache. Signs are packed up to
   // the last whole word inside the block.

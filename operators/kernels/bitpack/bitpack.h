@@ -35,12 +35,16 @@ using PackRowFn = void (*)(const float* x, int64_t n, word_t* out);
 // once. Faster paths keep each row's order and work on several rows at once (one vector lane
 // per row), since a row's sum is one chain of dependent additions.
 using RowsMeanAbsFn = void (*)(const float* x, int64_t rows, int64_t per_row, float* scale);
+// rows_mean_abs and pack_row(x, rows * per_row, packed) in one pass, for per_row % 8 == 0 only.
+using RowsMeanAbsSignsFn = void (*)(const float* x, int64_t rows, int64_t per_row, float* scale,
+                                    word_t* packed);
 
 struct BitpackKernels {
   const char* name;
   PackChannelsFn pack_channels;
   PackRowFn pack_row;
   RowsMeanAbsFn rows_mean_abs;
+  RowsMeanAbsSignsFn rows_mean_abs_signs;  // null: pack_signs_and_mean_abs makes two passes
 };
 
 // Plain bit-by-bit implementations (the ground truth the others are tested against).

@@ -79,6 +79,6 @@ void pack_row_avx2(const float* x, int64_t n, word_t* out) {
 }  // namespace
 
 const BitpackKernels kBitpackAvx2 = {"avx2", pack_channels_avx2, pack_row_avx2,
-                                     rows_mean_abs_x86};
+                                     rows_mean_abs_x86, rows_mean_abs_signs_x86};
 
 }  // namespace bmx

@@ -91,6 +91,6 @@ void pack_row_avx512(const float* x, int64_t n, word_t* out) {
 }  // namespace
 
 const BitpackKernels kBitpackAvx512 = {"avx512", pack_channels_avx512, pack_row_avx512,
-                                       rows_mean_abs_x86};
+                                       rows_mean_abs_x86, rows_mean_abs_signs_x86};
 
 }  // namespace bmx

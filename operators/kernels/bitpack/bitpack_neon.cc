@@ -75,6 +75,6 @@ void pack_row_neon(const float* x, int64_t n, word_t* out) {
 }  // namespace
 
 const BitpackKernels kBitpackNeon = {"neon", pack_channels_neon, pack_row_neon,
-                                     rows_mean_abs_reference};
+                                     rows_mean_abs_reference, nullptr};
 
 }  // namespace bmx

@@ -43,6 +43,6 @@ void pack_row_portable(const float* x, int64_t n, word_t* out) {
 
 // A row's sum is one dependent chain in a fixed order: nothing for plain C++ to vectorise.
 const BitpackKernels kBitpackPortable = {"scalar", pack_channels_portable, pack_row_portable,
-                                         rows_mean_abs_reference};
+                                         rows_mean_abs_reference, nullptr};
 
 }  // namespace bmx

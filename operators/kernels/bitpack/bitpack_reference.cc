@@ -28,7 +28,7 @@ void rows_mean_abs_reference(const float* x, int64_t rows, int64_t per_row, floa
 }
 
 const BitpackKernels kBitpackReference = {"reference", pack_channels_reference, pack_row_reference,
-                                          rows_mean_abs_reference};
+                                          rows_mean_abs_reference, nullptr};
 
 const BitpackKernels& bitpack_for_path(Path path) {
   switch (path) {

@@ -7,7 +7,8 @@
 // rows, the 8x8 block is transposed, and column j (element i + j of the 8 rows) is added to the
 // two accumulators (rows 0-3, rows 4-7); a second block of 8 rows keeps two more chains going.
 // Every lane sees exactly the additions of the plain loop, in the same order; the last
-// per_row % 8 elements and the last rows % 8 rows take the plain loop.
+// per_row % 8 elements and the last rows % 8 rows take the plain loop. When each row is a whole
+// number of bytes of signs, the same loads also give pack_row's signs (rows_mean_abs_signs_x86).
 #ifndef BMXNET_KERNELS_BITPACK_ROWS_MEAN_ABS_X86_H_
 #define BMXNET_KERNELS_BITPACK_ROWS_MEAN_ABS_X86_H_
 
@@ -46,17 +47,26 @@ inline void transpose_8x8(__m256 r[8]) {
 
 // Sums |x| of 8 * kBlocks rows (row k at base + k * per_row) over their first `full` elements
 // (a multiple of 8) into s[0 .. 8 * kBlocks), each row in order. Blocks of 8 rows are independent
-// chains of additions, so two blocks keep twice as many additions in flight.
-template <int kBlocks>
-void sum_abs_rows(const float* base, int64_t per_row, int64_t full, double* s) {
+// chains of additions, so two blocks keep twice as many additions in flight. kSigns (per_row a
+// multiple of 8): also writes the sign bits of every 8 elements as one byte, signs[e / 8] for
+// the element e = k * per_row + i of base, in the bit convention (little-endian words).
+template <int kBlocks, bool kSigns>
+void sum_abs_rows(const float* base, int64_t per_row, int64_t full, double* s, uint8_t* signs) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 zero = _mm256_setzero_ps();
   __m256d lo[kBlocks], hi[kBlocks];  // rows 8b..8b+3, 8b+4..8b+7
   for (int b = 0; b < kBlocks; ++b) lo[b] = hi[b] = _mm256_setzero_pd();
   for (int64_t i = 0; i < full; i += 8) {
     for (int b = 0; b < kBlocks; ++b) {
       __m256 v[8];
-      for (int k = 0; k < 8; ++k)
-        v[k] = _mm256_and_ps(_mm256_loadu_ps(base + (8 * b + k) * per_row + i), abs_mask);
+      for (int k = 0; k < 8; ++k) {
+        const int64_t e = (8 * b + k) * per_row + i;
+        const __m256 raw = _mm256_loadu_ps(base + e);
+        if (kSigns)
+          signs[e / 8] =
+              static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(raw, zero, _CMP_GE_OQ)));
+        v[k] = _mm256_and_ps(raw, abs_mask);
+      }
       transpose_8x8(v);  // v[j] = |x[8b + k][i + j]| for k = 0..7
       for (int j = 0; j < 8; ++j) {
         lo[b] = _mm256_add_pd(lo[b], _mm256_cvtps_pd(_mm256_castps256_ps128(v[j])));
@@ -70,17 +80,21 @@ void sum_abs_rows(const float* base, int64_t per_row, int64_t full, double* s) {
   }
 }
 
-void rows_mean_abs_x86(const float* x, int64_t rows, int64_t per_row, float* scale) {
+// The rows in blocks of 16 and 8; returns the first row left (rows % 8 of them) for the caller.
+template <bool kSigns>
+int64_t mean_abs_row_blocks(const float* x, int64_t rows, int64_t per_row, float* scale,
+                            uint8_t* signs) {
   const int64_t full = per_row / 8 * 8;
   int64_t r = 0;
   while (r + 8 <= rows) {
     const float* base = x + r * per_row;
+    uint8_t* block_signs = kSigns ? signs + r * per_row / 8 : nullptr;
     const int n = r + 16 <= rows ? 16 : 8;
     double s[16];
     if (n == 16)
-      sum_abs_rows<2>(base, per_row, full, s);
+      sum_abs_rows<2, kSigns>(base, per_row, full, s, block_signs);
     else
-      sum_abs_rows<1>(base, per_row, full, s);
+      sum_abs_rows<1, kSigns>(base, per_row, full, s, block_signs);
     for (int k = 0; k < n; ++k) {
       const float* row = base + k * per_row;
       for (int64_t i = full; i < per_row; ++i) s[k] += std::fabs(static_cast<double>(row[i]));
@@ -88,7 +102,30 @@ void rows_mean_abs_x86(const float* x, int64_t rows, int64_t per_row, float* sca
     }
     r += n;
   }
+  return r;
+}
+
+void rows_mean_abs_x86(const float* x, int64_t rows, int64_t per_row, float* scale) {
+  const int64_t r = mean_abs_row_blocks<false>(x, rows, per_row, scale, nullptr);
   if (r < rows) rows_mean_abs_reference(x + r * per_row, rows - r, per_row, scale + r);
+}
+
+// rows_mean_abs and pack_row of the whole tensor in one pass over it (per_row % 8 == 0): the
+// signs are taken from the loads the sums make.
+void rows_mean_abs_signs_x86(const float* x, int64_t rows, int64_t per_row, float* scale,
+                             word_t* packed) {
+  const int64_t n = rows * per_row;
+  if (n == 0) return;
+  packed[words_for(n) - 1] = 0;  // the bytes past the last element stay 0
+  uint8_t* signs = reinterpret_cast<uint8_t*>(packed);
+  const int64_t r = mean_abs_row_blocks<true>(x, rows, per_row, scale, signs);
+  if (r == rows) return;
+  rows_mean_abs_reference(x + r * per_row, rows - r, per_row, scale + r);
+  for (int64_t e = r * per_row; e < n; e += 8) {
+    unsigned byte = 0;
+    for (int q = 0; q < 8; ++q) byte |= unsigned(x[e + q] >= 0.0f) << q;
+    signs[e / 8] = static_cast<uint8_t>(byte);
+  }
 }
 
 }  // namespace
