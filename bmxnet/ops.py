@@ -37,11 +37,19 @@ def _check_ndarrays(op_name, names, inputs):
                              "least one dimension: pass it as x.reshape((1,))" % (op_name, name))
 
 
+def _attrs(kwargs):
+    """The keyword arguments that are operator attributes, as text. Arrays, symbols and ``out=``
+    are not attributes (and printing an array would format all its values on every call)."""
+    return {k: str(v) for k, v in kwargs.items()
+            if k != "out" and not isinstance(v, (mx.nd.NDArray, mx.sym.Symbol))}
+
+
 def _wrap(raw, hint, symbolic):
     @functools.wraps(raw)
     def op(*args, **kwargs):
         op_name = raw.__name__
-        names = input_names(op_name, {k: str(v) for k, v in kwargs.items()})
+        attrs = _attrs(kwargs)
+        names = input_names(op_name, attrs)
         if len(args) > len(names):
             raise TypeError("%s takes the inputs %s, got %d positional inputs"
                             % (raw.__name__, ", ".join(names), len(args)))
@@ -56,7 +64,7 @@ def _wrap(raw, hint, symbolic):
         if not symbolic or "data" in missing:
             raise TypeError("%s is missing the input(s) %s" % (raw.__name__, ", ".join(missing)))
         name = mx.name.NameManager.current.get(kwargs.pop("name", None), hint)
-        shapes = param_hints(op_name, {k: str(v) for k, v in kwargs.items()})
+        shapes = param_hints(op_name, attrs)
         hidden = _hidden(kwargs.get("attr"))
         inputs = [v if v is not None else
                   mx.sym.var("%s_%s" % (name, n), shape=shapes.get(n), attr=dict(hidden))
