@@ -51,6 +51,40 @@ double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads
   return times[times.size() / 2];
 }
 
+double bench_bconv2d_seconds(int64_t in_channels, int64_t size, int64_t out_channels,
+                             int64_t kernel, int64_t pad, int num_threads, int reps) {
+  BConv2DShape s;
+  s.batch = 1;
+  s.in_channels = in_channels;
+  s.in_h = s.in_w = size;
+  s.out_channels = out_channels;
+  s.kernel_h = s.kernel_w = kernel;
+  s.pad_h = s.pad_w = pad;
+  std::mt19937 gen(42);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(static_cast<size_t>(in_channels * size * size));
+  std::vector<float> w(static_cast<size_t>(out_channels * in_channels * kernel * kernel));
+  for (float& v : x) v = normal(gen);
+  for (float& v : w) v = normal(gen);
+  std::vector<word_t> packed(static_cast<size_t>(bconv2d_packed_weight_words(s)));
+  pack_conv_weights(s, w.data(), packed.data());
+  BConv2DOptions o;
+  o.max_threads = num_threads;
+  BConv2DPlan plan;
+  if (!bconv2d_prepare(s, packed.data(), nullptr, nullptr, o, &plan).empty()) return -1.0;
+  std::vector<unsigned char> workspace(static_cast<size_t>(plan.workspace_bytes()));
+  std::vector<float> y(static_cast<size_t>(out_channels * s.out_h() * s.out_w()));
+  bconv2d_run(plan, x.data(), y.data(), workspace.data());  // warm-up
+  std::vector<double> times;
+  for (int r = 0; r < std::max(reps, 1); ++r) {
+    const double t0 = now();
+    bconv2d_run(plan, x.data(), y.data(), workspace.data());
+    times.push_back(now() - t0);
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
 double bench_peak_bitmacs(int num_threads) {
   PeakLoopFn loop = kPeakLoopPortable;
 #if defined(BMX_BUILT_AVX2)

@@ -13,6 +13,12 @@ namespace bmx {
 // bench.cc) on the active path, over `reps` calls on `num_threads` threads.
 double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads, int reps);
 
+// Median seconds of one binary convolution run as the operators run it, without MXNet: a
+// prepared bconv2d plan (batch 1, stride 1, float input and output, random data) on the active
+// path, over `reps` runs on `num_threads` threads.
+double bench_bconv2d_seconds(int64_t in_channels, int64_t size, int64_t out_channels,
+                             int64_t kernel, int64_t pad, int num_threads, int reps);
+
 // Peak bit-MACs per second of xor + popcount + add with register operands only (no loads), on
 // the active path's instruction set (AVX-512 VPOPCNTDQ, AVX2 nibble-table popcount, or 64-bit
 // scalar popcount elsewhere), so a GEMM's fraction of it is against the ISA it runs on,

@@ -18,6 +18,15 @@ __attribute__((visibility("default"))) double bmxnet_bench_bgemm(int64_t M, int6
   return bmx::bench_bgemm_seconds(M, N, k_bits, threads, reps);
 }
 
+// Median seconds of one binary convolution run without MXNet (see bench.h).
+__attribute__((visibility("default"))) double bmxnet_bench_bconv2d(int64_t in_channels,
+                                                                  int64_t size,
+                                                                  int64_t out_channels,
+                                                                  int64_t kernel, int64_t pad,
+                                                                  int threads, int reps) {
+  return bmx::bench_bconv2d_seconds(in_channels, size, out_channels, kernel, pad, threads, reps);
+}
+
 // Peak xor + popcount + add bit-MACs per second of this CPU on `threads` threads (see bench.h).
 __attribute__((visibility("default"))) double bmxnet_bench_peak(int threads) {
   return bmx::bench_peak_bitmacs(threads);
