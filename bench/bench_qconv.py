@@ -498,7 +498,7 @@ def main():
           "a layer cannot be faster than its issue time):")
     for row in one["layers"]:
         if row["label"].startswith("conv"):
-            print("  %s: kernel %.3f ms, operator %.3f ms (+%.3f ms); issuing a call %.3f ms "
+            print("  %s: kernel %.3f ms, operator %.3f ms (%+.3f ms); issuing a call %.3f ms "
                   "(fp32 Convolution %.3f ms)"
                   % (row["label"], row["kernel_ms"], row["binary_ms"],
                      row["binary_ms"] - row["kernel_ms"], row["issue_binary_ms"],
