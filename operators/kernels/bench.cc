@@ -18,6 +18,20 @@ double now() {
       .count();
 }
 
+// Median seconds of run() over max(reps, 1) calls, after one untimed call.
+template <typename Run>
+double median_seconds(Run run, int reps) {
+  run();  // warm-up
+  std::vector<double> times;
+  for (int r = 0; r < std::max(reps, 1); ++r) {
+    const double t0 = now();
+    run();
+    times.push_back(now() - t0);
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
 }  // namespace
 
 double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads, int reps) {
@@ -40,15 +54,7 @@ double bench_bgemm_seconds(int64_t M, int64_t N, int64_t k_bits, int num_threads
   BDensePlan plan;
   if (!bdense_prepare(N, k_bits, M, A.data(), nullptr, nullptr, o, &plan).empty()) return -1.0;
   std::vector<unsigned char> workspace(static_cast<size_t>(plan.workspace_bytes()));
-  bdense_run(plan, B.data(), C.data(), workspace.data());  // warm-up
-  std::vector<double> times;
-  for (int r = 0; r < std::max(reps, 1); ++r) {
-    const double t0 = now();
-    bdense_run(plan, B.data(), C.data(), workspace.data());
-    times.push_back(now() - t0);
-  }
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  return times[times.size() / 2];
+  return median_seconds([&] { bdense_run(plan, B.data(), C.data(), workspace.data()); }, reps);
 }
 
 double bench_bconv2d_seconds(int64_t in_channels, int64_t size, int64_t out_channels,
@@ -74,15 +80,7 @@ double bench_bconv2d_seconds(int64_t in_channels, int64_t size, int64_t out_chan
   if (!bconv2d_prepare(s, packed.data(), nullptr, nullptr, o, &plan).empty()) return -1.0;
   std::vector<unsigned char> workspace(static_cast<size_t>(plan.workspace_bytes()));
   std::vector<float> y(static_cast<size_t>(out_channels * s.out_h() * s.out_w()));
-  bconv2d_run(plan, x.data(), y.data(), workspace.data());  // warm-up
-  std::vector<double> times;
-  for (int r = 0; r < std::max(reps, 1); ++r) {
-    const double t0 = now();
-    bconv2d_run(plan, x.data(), y.data(), workspace.data());
-    times.push_back(now() - t0);
-  }
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  return times[times.size() / 2];
+  return median_seconds([&] { bconv2d_run(plan, x.data(), y.data(), workspace.data()); }, reps);
 }
 
 double bench_peak_bitmacs(int num_threads) {
