@@ -125,6 +125,9 @@ def _latency(fns, repeats):
 
 
 def _bench_lib():
+    """The plugin's measurement functions: bmxnet_bench_peak (the running path's register-only
+    xor + popcount + add rate in bit-MAC/s, the best of 3 short runs, ~50 ms in all),
+    bmxnet_bench_bconv2d and bmxnet_bench_bgemm (median seconds, see operators/kernels/bench.h)."""
     import bmxnet
 
     lib = ctypes.CDLL(bmxnet.LIB_PATH)
@@ -137,20 +140,12 @@ def _bench_lib():
     return lib
 
 
-def _peak_fn(threads):
-    """A call of bmxnet_bench_peak: the running path's register-only xor + popcount + add rate
-    in bit-MAC/s (the best of 3 short runs, ~50 ms in all)."""
-    lib = _bench_lib()
-    return lambda: lib.bmxnet_bench_peak(threads)
-
-
 def bench_layers(threads, repeats, min_seconds):
     import mxnet as mx
 
     import bmxnet
     from bmxnet.converter import pack_conv_weights, pack_dense_weights
 
-    peak = _peak_fn(threads)
     lib = _bench_lib()
     rng = np.random.RandomState(0)
     rows = []
@@ -176,10 +171,10 @@ def bench_layers(threads, repeats, min_seconds):
         # measured between the rounds, so a layer's fraction of the peak compares medians taken
         # under the same conditions (this machine's speed drifts by 1.5x within minutes).
         if kind == "conv":
-            between = lambda: (peak(), lib.bmxnet_bench_bconv2d(cin, size, cout, k, pad,
-                                                                threads, 20))
+            between = lambda: (lib.bmxnet_bench_peak(threads),
+                               lib.bmxnet_bench_bconv2d(cin, size, cout, k, pad, threads, 20))
         else:
-            between = lambda: (peak(), float("nan"))
+            between = lambda: (lib.bmxnet_bench_peak(threads), float("nan"))
         issue = []
         tb, tf, (tp, tk) = _interleaved([binary, floating], repeats, min_seconds,
                                         between=between, issue=issue)
@@ -209,12 +204,11 @@ def bench_layers(threads, repeats, min_seconds):
 def bench_gemm(threads):
     """Binary GEMM bit-MAC/s (M=256, N=196, K=2304 bits) against the measured peak."""
     lib = _bench_lib()
-    peak_fn = _peak_fn(threads)
     M, N, K = 256, 196, 2304
     gemm, peak = [], []
     for _ in range(5):  # alternately, medians
         gemm.append(M * N * K / lib.bmxnet_bench_bgemm(M, N, K, threads, 50))
-        peak.append(peak_fn())
+        peak.append(lib.bmxnet_bench_peak(threads))
     gemm, peak = statistics.median(gemm), statistics.median(peak)
     return dict(gemm_gbitmacs=gemm / 1e9, peak_gbitmacs=peak / 1e9, fraction=gemm / peak)
 
